@@ -1,0 +1,89 @@
+"""Lower bounds on mutual information, computed from critic scores.
+
+Every function takes a score tensor laid out the same way::
+
+    scores[i, j, l] = T(y_i, x_j at location l)      # (N, N, L)
+
+so the diagonal ``i == j`` holds the *positive* pairs (drawn from the joint
+distribution) and every off-diagonal entry is a *negative* pair (drawn from
+the product of marginals). Using every other sample of the batch as a
+negative, rather than one shifted copy of the batch, gives N - 1 negatives
+per positive at no extra critic cost. ``L`` is 1 for global MI and the number
+of locations of the local feature map for local MI.
+
+Each function returns a scalar lower bound to *maximize*; a training loss
+is its negative. Only torch is imported, so the bounds can be reused
+outside the estimators.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+ESTIMATORS = ("jsd", "dv", "infonce")
+
+
+def _split(scores: Tensor) -> tuple[Tensor, Tensor]:
+    """Return positive (N, L) and negative (N, N - 1, L) scores."""
+    if scores.dim() == 2:
+        scores = scores.unsqueeze(-1)
+    n = scores.shape[0]
+    if scores.shape[1] != n:
+        raise ValueError(f"scores must be (N, N) or (N, N, L), got {tuple(scores.shape)}")
+    if n < 2:
+        raise ValueError("MI bounds need at least 2 samples: negatives are the other samples")
+    eye = torch.eye(n, dtype=torch.bool, device=scores.device)
+    positive = scores[eye]  # (N, L)
+    negative = scores[~eye].view(n, n - 1, -1)  # (N, N - 1, L)
+    return positive, negative
+
+
+def jsd_bound(scores: Tensor) -> Tensor:
+    """Jensen-Shannon MI estimator, softplus form (Hjelm et al., eq. 4).
+
+    ``E_P[-softplus(-T)] - E_Q[softplus(T)]``. It is not a bound on the KL
+    MI itself but is monotone in the JS divergence and has well-behaved
+    gradients, which is why the paper prefers it.
+    """
+    positive, negative = _split(scores)
+    return -F.softplus(-positive).mean() - F.softplus(negative).mean()
+
+
+def dv_bound(scores: Tensor) -> Tensor:
+    """Donsker-Varadhan bound: ``E_P[T] - log E_Q[exp T]``."""
+    positive, negative = _split(scores)
+    log_mean_exp = torch.logsumexp(negative.flatten(), dim=0) - math.log(negative.numel())
+    return positive.mean() - log_mean_exp
+
+
+def infonce_bound(scores: Tensor) -> Tensor:
+    """InfoNCE bound (van den Oord et al., 2018), as used in DIM.
+
+    Each positive ``(i, l)`` is classified against every negative of its
+    row, ``scores[i, j != i, :]`` (all locations of all other samples), so
+    the bound is at most ``log(1 + (N - 1) * L)``; ``log N`` for global MI.
+    """
+    positive, negative = _split(scores)
+    n, n_neg, n_loc = negative.shape
+    # Negatives are shared by all L positives of a row: logsumexp them once.
+    negative_lse = torch.logsumexp(negative.reshape(n, -1), dim=1, keepdim=True)  # (N, 1)
+    log_partition = torch.logaddexp(positive, negative_lse)  # (N, L)
+    return (positive - log_partition).mean() + math.log(1 + n_neg * n_loc)
+
+
+_BOUNDS = {"jsd": jsd_bound, "dv": dv_bound, "infonce": infonce_bound}
+
+
+def mi_bound(scores: Tensor, estimator: str) -> Tensor:
+    """Dispatch to the bound named ``estimator`` (one of ``ESTIMATORS``)."""
+    try:
+        bound = _BOUNDS[estimator]
+    except KeyError:
+        raise ValueError(
+            f"Unknown MI estimator {estimator!r}; expected one of {ESTIMATORS}"
+        ) from None
+    return bound(scores)

@@ -1,0 +1,185 @@
+"""Encoders: map inputs to a local feature map, a hidden layer and a global vector.
+
+The contract every encoder follows (built-in or a user's ``nn.Module``)::
+
+    forward(x: Tensor (N, C, H, W) or (N, F)) -> (local, y) or (local, fc, y)
+        local: (N, C_local, H_local, W_local)   feature map "M" of the DIM paper
+        fc:    (N, D_fc)                          optional last hidden layer
+        y:     (N, n_components)                  global representation
+
+Inputs arrive standardised (see :class:`Standardize`), as float32.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+LOCAL_CHANNELS = 128
+FC_UNITS = 1024
+MIN_IMAGE_SIDE = 4
+
+
+class EncoderOutput(NamedTuple):
+    local: Tensor  # (N, C_local, H_local, W_local)
+    fc: Tensor | None  # (N, D_fc)
+    y: Tensor  # (N, n_components)
+
+
+def unpack(out) -> EncoderOutput:
+    """Normalise an encoder's return value to :class:`EncoderOutput`."""
+    if isinstance(out, EncoderOutput):
+        return out
+    if isinstance(out, (tuple, list)) and len(out) in (2, 3):
+        local, *middle, y = out
+        fc = middle[0] if middle else None
+        if local.dim() == 2:  # a vector "map": one location
+            local = local[:, :, None, None]
+        if local.dim() != 4 or y.dim() != 2:
+            raise ValueError(
+                "An encoder must return (local (N, C, H, W), y (N, D)) or "
+                f"(local, fc, y); got shapes {[tuple(t.shape) for t in out]}"
+            )
+        return EncoderOutput(local, fc, y)
+    raise TypeError(
+        "An encoder must return a tuple (local_map, y) or (local_map, fc, y), "
+        f"got {type(out).__name__}"
+    )
+
+
+class Standardize(nn.Module):
+    """Scale raw inputs (uint8 pixels or floats) with statistics learned at fit.
+
+    Keeping this inside the network lets raw uint8 data live on the device
+    (4x smaller than float32) and be converted one batch at a time.
+    """
+
+    def __init__(self, mean: Tensor, std: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean.float())
+        self.register_buffer("std", std.float())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x.float() - self.mean) / self.std
+
+
+def _conv_block(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
+    # 4x4 stride-2 convolutions halve the size exactly, as in the DIM code;
+    # 3x3 stride-1 convolutions keep small inputs (8x8 digits) from vanishing.
+    kernel = 4 if stride == 2 else 3
+    return [
+        nn.Conv2d(c_in, c_out, kernel, stride, 1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    ]
+
+
+class ConvEncoder(nn.Module):
+    """Convolutional encoder sized to the input image.
+
+    Stride-2 convolutions shrink the image until the local feature map is at
+    most 8x8 (and half the input size) with 128 channels (the DIM paper's M), then a 256-channel
+    convolution, a 1024-unit fully connected layer and the linear output y.
+    For 32x32 inputs this is exactly the paper's encoder: three 4x4 stride-2
+    convolutions of 64, 128 and 256 channels with batch norm, FC 1024, y;
+    the local map is 128x8x8.
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], n_components: int) -> None:
+        super().__init__()
+        channels, height, width = image_shape
+        if min(height, width) < MIN_IMAGE_SIDE:
+            raise ValueError(
+                f"Convolutional encoders need images of at least {MIN_IMAGE_SIDE}x"
+                f"{MIN_IMAGE_SIDE}, got image_shape={tuple(image_shape)}"
+            )
+        # Halve until the map is at most 8x8, and at least once for images
+        # of 8 pixels or more: a 4x4 map is enough for 8x8 digits and 4x cheaper.
+        side = min(height, width)
+        n_down = max(int(side >= 8), math.ceil(math.log2(side / 8)))
+        widths = [64] * max(0, n_down - 2) + [64, LOCAL_CHANNELS]
+        strides = [2] * n_down + [1] * (len(widths) - n_down)
+        layers: list[nn.Module] = []
+        c_in = channels
+        for c_out, stride in zip(widths, strides, strict=True):
+            layers += _conv_block(c_in, c_out, stride)
+            c_in = c_out
+        self.local = nn.Sequential(*layers)
+        self.top = nn.Sequential(*_conv_block(LOCAL_CHANNELS, 256, 2))
+        with torch.no_grad():
+            n_flat = self.top(self.local(torch.zeros(2, *image_shape))).flatten(1).shape[1]
+        self.fc = nn.Sequential(
+            nn.Linear(n_flat, FC_UNITS, bias=False),
+            nn.BatchNorm1d(FC_UNITS),
+            nn.ReLU(inplace=True),
+        )
+        self.head = nn.Linear(FC_UNITS, n_components)
+
+    def forward(self, x: Tensor) -> EncoderOutput:
+        local = self.local(x)  # (N, 128, <=8, <=8)
+        fc = self.fc(self.top(local).flatten(1))  # (N, 1024)
+        return EncoderOutput(local, fc, self.head(fc))
+
+
+class PaperEncoder32(ConvEncoder):
+    """The DIM paper's 32x32 encoder (accepts any channel count)."""
+
+    def __init__(self, image_shape: tuple[int, int, int], n_components: int) -> None:
+        if tuple(image_shape[1:]) != (32, 32):
+            raise ValueError(f"encoder='dcgan32' needs 32x32 images, got image_shape={image_shape}")
+        super().__init__(image_shape, n_components)
+
+
+class MLPEncoder(nn.Module):
+    """Encoder for feature vectors that are not images.
+
+    There is no spatial map, so the first hidden layer stands in for the
+    local features (one location): local MI then maximizes the MI between y
+    and a lower layer of the network.
+    """
+
+    def __init__(self, n_features: int, n_components: int, hidden: int = 512) -> None:
+        super().__init__()
+        self.lower = nn.Sequential(
+            nn.Linear(n_features, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(True)
+        )
+        self.upper = nn.Sequential(
+            nn.Linear(hidden, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(True)
+        )
+        self.head = nn.Linear(hidden, n_components)
+
+    def forward(self, x: Tensor) -> EncoderOutput:
+        lower = self.lower(x.flatten(1))  # (N, hidden)
+        fc = self.upper(lower)  # (N, hidden)
+        return EncoderOutput(lower[:, :, None, None], fc, self.head(fc))
+
+
+ENCODERS = ("auto", "conv", "dcgan32", "mlp")
+
+
+def build_encoder(
+    name: str | nn.Module,
+    input_shape: tuple[int, ...],
+    n_components: int,
+) -> nn.Module:
+    """Build the encoder ``name`` for inputs of ``input_shape`` (without N).
+
+    ``input_shape`` is ``(C, H, W)`` for images and ``(F,)`` for vectors.
+    A ``nn.Module`` is returned as is (it must follow the module contract).
+    """
+    if isinstance(name, nn.Module):
+        return name
+    is_image = len(input_shape) == 3
+    if name == "auto":
+        name = "conv" if is_image else "mlp"
+    if name == "mlp":
+        return MLPEncoder(math.prod(input_shape), n_components)
+    if name in ("conv", "dcgan32"):
+        if not is_image:
+            raise ValueError(f"encoder={name!r} needs images; set image_shape=(C, H, W)")
+        cls = ConvEncoder if name == "conv" else PaperEncoder32
+        return cls(input_shape, n_components)
+    raise ValueError(f"Unknown encoder {name!r}; expected one of {ENCODERS} or an nn.Module")

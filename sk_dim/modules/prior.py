@@ -1,0 +1,51 @@
+"""Adversarial prior matching (Hjelm et al., section 3.4).
+
+A discriminator learns to tell samples of a prior from encoder outputs y;
+the encoder is trained to fool it. The two players have opposite
+objectives and separate optimizers: training the encoder on the
+discriminator's own loss would *help* the discriminator instead.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+PRIORS = ("uniform", "gaussian")
+
+
+class PriorDiscriminator(nn.Module):
+    """MLP of the DIM paper (1000 and 200 hidden units) returning one logit."""
+
+    def __init__(self, n_components: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(n_components, 1000),
+            nn.ReLU(inplace=True),
+            nn.Linear(1000, 200),
+            nn.ReLU(inplace=True),
+            nn.Linear(200, 1),
+        )
+
+    def forward(self, y: Tensor) -> Tensor:  # (N, D) -> (N,)
+        return self.net(y).squeeze(-1)
+
+
+def sample_prior(name: str, like: Tensor) -> Tensor:
+    """Draw as many prior samples as ``like`` has rows, on its device."""
+    if name == "uniform":  # the paper's prior: uniform on [0, 1]^D
+        return torch.rand_like(like)
+    if name == "gaussian":
+        return torch.randn_like(like)
+    raise ValueError(f"Unknown prior {name!r}; expected one of {PRIORS}")
+
+
+def discriminator_loss(logits_prior: Tensor, logits_encoded: Tensor) -> Tensor:
+    """Binary cross-entropy: prior samples are "real", encoder outputs "fake"."""
+    return F.softplus(-logits_prior).mean() + F.softplus(logits_encoded).mean()
+
+
+def encoder_prior_loss(logits_encoded: Tensor) -> Tensor:
+    """Non-saturating generator loss: the encoder wants y judged "real"."""
+    return F.softplus(-logits_encoded).mean()

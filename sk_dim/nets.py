@@ -1,0 +1,220 @@
+"""The skorch layer: the only module of sk_dim that imports skorch.
+
+skorch's defaults suit supervised nets; self-supervised training needs
+different ones, all set here:
+
+- no validation split (skorch holds out an unshuffled 20% by default);
+- batches sliced from one tensor already on the device and reshuffled
+  every epoch (in-batch negatives need shuffling; per-row
+  ``Dataset.__getitem__`` calls are slow);
+- the module computes its own loss terms, returned as a dict;
+- a second optimizer for an adversarial prior discriminator;
+- per-term epoch means in ``history`` and a clear error when a term
+  becomes NaN or infinite.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import EpochTimer, PrintLog, ProgressBar
+from torch import Tensor
+
+
+class TrainingDiverged(FloatingPointError):
+    """A loss term became NaN or infinite during training."""
+
+
+class DeviceBatches:
+    """Mini-batches of ``(rows, row indices)`` sliced from one tensor.
+
+    The data is moved to the device once when it fits comfortably in its
+    memory; otherwise each batch is gathered on the host into pinned memory
+    and copied without blocking. The order is reshuffled every epoch with
+    a seeded generator, and a trailing batch of one sample is dropped
+    (batch norm and in-batch negatives need two).
+    """
+
+    def __init__(
+        self,
+        data: Tensor,
+        *,
+        batch_size: int,
+        shuffle: bool,
+        device: torch.device | str,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+        self.data = _to_device_if_it_fits(data, self.device)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.data) / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        n = len(self.data)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for start in range(0, n, self.batch_size):
+            index = order[start : start + self.batch_size]
+            if self.shuffle and len(index) < 2:
+                break
+            yield self._gather(index), index.to(self.device)
+
+    def _gather(self, index: Tensor) -> Tensor:
+        if self.data.device == self.device:
+            return self.data[index.to(self.device)]
+        rows = self.data[index]
+        if self.device.type == "cuda":
+            rows = rows.pin_memory()
+        return rows.to(self.device, non_blocking=True)
+
+
+def _to_device_if_it_fits(data: Tensor, device: torch.device) -> Tensor:
+    if device.type != "cuda":
+        return data.to(device)
+    free, _ = torch.cuda.mem_get_info(device)
+    # Leave most of the memory to activations.
+    return data.to(device) if data.nbytes < 0.25 * free else data
+
+
+class SelfSupervisedNet(NeuralNet):
+    """A skorch ``NeuralNet`` whose module returns its own loss terms.
+
+    The module is called as ``module(x, index)`` and returns a dict with
+    ``"loss"`` (minimised by the main optimizer) and any other scalar terms
+    to log. If the module has a ``discriminator``, it is trained by a second
+    optimizer on ``module.discriminator_step_loss(terms["y"])``.
+    """
+
+    def __init__(self, *args, seed: int = 0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.seed = seed
+
+    def initialize_optimizer(self, *args, **kwargs):
+        module = self.module_
+        main = module.encoder_parameters() if hasattr(module, "encoder_parameters") else None
+        named = [(n, p) for n, p in module.named_parameters() if main is None or _in(p, main)]
+        args, kwargs = self.get_params_for_optimizer("optimizer", named)
+        self.optimizer_ = self.optimizer(*args, **kwargs)
+        if getattr(module, "discriminator", None) is not None:
+            named = list(module.discriminator.named_parameters())
+            args, kwargs = self.get_params_for_optimizer("optimizer", named)
+            self.optimizer_discriminator_ = self.optimizer(*args, **kwargs)
+        return self
+
+    def get_dataset(self, X, y=None):
+        return X
+
+    def get_iterator(self, dataset, training=False):
+        generator = torch.Generator().manual_seed(self.seed + len(self.history))
+        return DeviceBatches(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=training,
+            device=self.device,
+            generator=generator,
+        )
+
+    def train_step(self, batch, **fit_params) -> dict[str, Tensor]:
+        self._set_training(True)
+        x, index = batch
+        terms = self.module_(x, index)
+        self.optimizer_.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        self.optimizer_.step()
+        disc_optimizer = getattr(self, "optimizer_discriminator_", None)
+        if disc_optimizer is not None:
+            disc_loss = self.module_.discriminator_step_loss(terms["y"])
+            disc_optimizer.zero_grad(set_to_none=True)
+            disc_loss.backward()
+            disc_optimizer.step()
+            terms["discriminator"] = disc_loss
+        return terms
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        if iterator is None:
+            return
+        # Sums stay on the device so a step never waits for a host copy.
+        sums: dict[str, Tensor] = {}
+        n_seen = 0
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            terms = step_fn(batch, **fit_params)
+            n = len(batch[0])
+            for key, value in terms.items():
+                if value.dim() == 0:
+                    sums[key] = sums.get(key, 0.0) + value.detach() * n
+            n_seen += n
+            self.notify("on_batch_end", batch=batch, training=training, loss=terms["loss"])
+        if n_seen == 0:
+            raise ValueError("No training batch: the data set needs at least 2 samples")
+        epoch = len(self.history)
+        for key, total in sums.items():
+            value = (total / n_seen).item()
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"Training diverged at epoch {epoch}: the {key!r} term became {value}. "
+                    "Lower lr or change the loss weights."
+                )
+            name = f"{prefix}_loss" if key == "loss" else key
+            self.history.record(name, value)
+        self.history.record(f"{prefix}_batch_count", len(iterator))
+
+    def get_default_callbacks(self):
+        return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
+
+
+def _in(param: Tensor, params: list[Tensor]) -> bool:
+    return any(param is p for p in params)
+
+
+def make_net(
+    module: torch.nn.Module,
+    *,
+    lr: float,
+    max_epochs: int,
+    batch_size: int,
+    device: str,
+    verbose: int,
+    seed: int,
+) -> SelfSupervisedNet:
+    """A :class:`SelfSupervisedNet` with Adam and sk_dim's defaults."""
+    callbacks = [("progress_bar", ProgressBar(postfix_keys=()))] if verbose > 1 else []
+    return SelfSupervisedNet(
+        module=module,
+        criterion=torch.nn.Identity,  # unused: the module computes its loss
+        optimizer=torch.optim.Adam,
+        lr=lr,
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        train_split=None,
+        iterator_train__shuffle=True,
+        callbacks=callbacks,
+        device=device,
+        verbose=verbose,
+        seed=seed,
+    )
+
+
+@torch.inference_mode()
+def embed(
+    net: NeuralNet,
+    data: Tensor,
+    fn: Callable[[torch.nn.Module, Tensor], Tensor],
+    batch_size: int,
+) -> np.ndarray:
+    """Apply ``fn(module, batch)`` in eval mode, batch by batch, as float32 numpy.
+
+    Only one batch of activations is alive at a time, so large data sets
+    can be embedded with bounded memory.
+    """
+    net.module_.eval()
+    batches = DeviceBatches(data, batch_size=batch_size, shuffle=False, device=net.device)
+    outputs = [fn(net.module_, x).float().cpu() for x, _ in batches]
+    return torch.cat(outputs).numpy()

@@ -1,0 +1,280 @@
+import pickle
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import sparse
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.svm import LinearSVC
+from torch import nn
+
+from sk_dim import DeepInfoMaxTransformer
+from sk_dim.modules.prior import discriminator_loss, encoder_prior_loss
+
+FAST = dict(max_epochs=2, batch_size=32, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:300], y[:300]
+
+
+@pytest.fixture(scope="module")
+def fitted(digits):
+    return DeepInfoMaxTransformer(**FAST).fit(digits[0])
+
+
+def test_fit_lowers_the_loss(digits):
+    dim = DeepInfoMaxTransformer(max_epochs=6, batch_size=32, random_state=0).fit(digits[0])
+    loss = dim.history_["train_loss"]
+    assert loss.iloc[-1] < loss.iloc[0] - 0.5
+    assert {"global_mi", "local_mi", "prior", "discriminator", "dur"} <= set(dim.history_)
+
+
+@pytest.mark.parametrize(
+    ("weights", "terms", "absent"),
+    [
+        ((1.0, 0.0, 1.0), {"global_mi", "prior", "discriminator"}, "local_mi"),  # DIM(G)
+        ((0.0, 1.0, 0.1), {"local_mi", "prior", "discriminator"}, "global_mi"),  # DIM(L)
+        ((0.5, 1.0, 0.0), {"global_mi", "local_mi"}, "prior"),
+    ],
+)
+def test_zero_weight_terms_are_not_computed(digits, weights, terms, absent):
+    alpha, beta, gamma = weights
+    dim = DeepInfoMaxTransformer(alpha=alpha, beta=beta, gamma=gamma, **FAST).fit(digits[0])
+    assert terms <= set(dim.history_) and absent not in dim.history_
+    module = dim.net_.module_
+    assert (module.global_critic is None) == (alpha == 0)
+    assert (module.local_critic is None) == (beta == 0)
+    assert (module.discriminator is None) == (gamma == 0)
+
+
+def test_prior_terms_pull_in_opposite_directions():
+    disc = nn.Linear(4, 1)
+    y = torch.randn(16, 4, requires_grad=True)
+    d_loss = discriminator_loss(disc(torch.rand(16, 4)).squeeze(-1), disc(y).squeeze(-1))
+    (grad_disc,) = torch.autograd.grad(d_loss, y)
+    (grad_enc,) = torch.autograd.grad(encoder_prior_loss(disc(y).squeeze(-1)), y)
+    # Per sample, both gradients are multiples of the discriminator's weight
+    # with opposite signs: the encoder fools the discriminator, not helps it.
+    cosine = torch.nn.functional.cosine_similarity(grad_disc, grad_enc, dim=1)
+    assert torch.allclose(cosine, -torch.ones(16), atol=1e-5)
+
+
+def test_discriminator_has_its_own_optimizer(fitted):
+    net = fitted.net_
+    disc = {id(p) for p in net.module_.discriminator.parameters()}
+    main = {id(p) for g in net.optimizer_.param_groups for p in g["params"]}
+    other = {id(p) for g in net.optimizer_discriminator_.param_groups for p in g["params"]}
+    assert disc == other and not disc & main
+    assert {id(p) for p in net.module_.encoder.parameters()} <= main
+
+
+def test_adversarial_training_improves_both_players(digits):
+    """Encoder steps lower the encoder's prior loss; discriminator steps lower its own."""
+    dim = DeepInfoMaxTransformer(alpha=0, beta=1e-6, gamma=1.0, **FAST).fit(digits[0])
+    net, module = dim.net_, dim.net_.module_
+    x = torch.as_tensor(digits[0][:64], dtype=torch.float32).view(64, 1, 8, 8)
+    torch.manual_seed(0)
+    net.module_.train()
+    before = module(x)["prior"].item()
+    net.train_step((x, torch.arange(64)))
+    assert module(x)["prior"].item() < before
+    y = module(x)["y"]
+    torch.manual_seed(1)
+    d_before = module.discriminator_step_loss(y).item()
+    for _ in range(3):
+        net.train_step((x, torch.arange(64)))
+    torch.manual_seed(1)
+    assert module.discriminator_step_loss(module(x)["y"]).item() != d_before
+
+
+@pytest.mark.parametrize(("layer", "width"), [("conv", 512), ("fc", 1024), ("y", 16)])
+def test_layer_widths(digits, layer, width):
+    dim = DeepInfoMaxTransformer(n_components=16, layer=layer, **FAST)
+    Z = dim.fit_transform(digits[0])
+    assert Z.shape == (300, width) and Z.dtype == np.float32
+    assert dim.get_feature_names_out()[0] == "deepinfomaxtransformer0"
+
+
+def test_same_seed_same_output(digits):
+    a = DeepInfoMaxTransformer(**FAST).fit_transform(digits[0])
+    b = DeepInfoMaxTransformer(**FAST).fit_transform(digits[0])
+    c = DeepInfoMaxTransformer(**{**FAST, "random_state": 1}).fit_transform(digits[0])
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_uint8_and_float_pixels_give_the_same_features(digits):
+    X = (digits[0] * 16).clip(0, 255).astype(np.uint8)
+    a = DeepInfoMaxTransformer(**FAST).fit(X)
+    b = DeepInfoMaxTransformer(**FAST).fit(X / 255.0)
+    scale_a, scale_b = a.net_.module_.encoder[0], b.net_.module_.encoder[0]
+    x = torch.as_tensor(X[:50]).view(50, 1, 8, 8)
+    torch.testing.assert_close(scale_a(x), scale_b(x / 255.0), rtol=1e-4, atol=1e-4)
+    # Training amplifies float rounding a little, but not beyond that.
+    np.testing.assert_allclose(a.transform(X), b.transform(X / 255.0), atol=0.1)
+
+
+def test_image_shapes(digits):
+    X = digits[0]
+    flat = DeepInfoMaxTransformer(**FAST).fit(X)
+    assert flat.image_shape_ == (1, 8, 8)
+    four_d = DeepInfoMaxTransformer(**FAST).fit(X.reshape(-1, 1, 8, 8))
+    np.testing.assert_array_equal(four_d.transform(X.reshape(-1, 1, 8, 8)), flat.transform(X))
+    three_d = DeepInfoMaxTransformer(**FAST).fit(X.reshape(-1, 8, 8))
+    assert three_d.image_shape_ == (1, 8, 8)
+    rgb = DeepInfoMaxTransformer(**FAST).fit(np.random.default_rng(0).random((20, 3 * 16 * 16)))
+    assert rgb.image_shape_ == (3, 16, 16)
+    wide = DeepInfoMaxTransformer(image_shape=(1, 4, 16), **FAST).fit(X)
+    assert wide.image_shape_ == (1, 4, 16)
+    vectors = DeepInfoMaxTransformer(image_shape=None, **FAST).fit(X)
+    assert vectors.image_shape_ is None and vectors.input_shape_ == (64,)
+    assert DeepInfoMaxTransformer(**FAST).fit(X[:, :10]).image_shape_ is None
+
+
+def test_dataframe_input_and_pandas_output(digits):
+    df = pd.DataFrame(digits[0], columns=[f"px{i}" for i in range(64)])
+    dim = DeepInfoMaxTransformer(layer="y", n_components=8, **FAST).set_output(transform="pandas")
+    out = dim.fit_transform(df)
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == [f"deepinfomaxtransformer{i}" for i in range(8)]
+    assert list(dim.feature_names_in_) == list(df.columns)
+
+
+class TinyEncoder(nn.Module):
+    """A user's encoder: returns (local map, y)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.head = nn.Linear(8 * 64, 5)
+
+    def forward(self, x):
+        local = torch.relu(self.conv(x))
+        return local, self.head(local.flatten(1))
+
+
+def test_user_encoder(digits):
+    encoder = TinyEncoder()
+    before = encoder.conv.weight.detach().clone()
+    dim = DeepInfoMaxTransformer(encoder=encoder, **FAST).fit(digits[0])
+    assert dim.transform(digits[0]).shape == (300, 8 * 4)
+    assert torch.equal(encoder.conv.weight, before), "fit must not train the user's instance"
+    assert dim.set_params(layer="y").transform(digits[0]).shape == (300, 5)
+    with pytest.raises(ValueError, match="layer='fc'"):
+        dim.set_params(layer="fc").transform(digits[0])
+
+
+@pytest.mark.parametrize("dump", ["joblib", "pickle"])
+def test_persistence_round_trip(fitted, digits, tmp_path, dump):
+    path = tmp_path / "dim.bin"
+    if dump == "joblib":
+        joblib.dump(fitted, path)
+        loaded = joblib.load(path)
+    else:
+        path.write_bytes(pickle.dumps(fitted))
+        loaded = pickle.loads(path.read_bytes())
+    np.testing.assert_array_equal(loaded.transform(digits[0]), fitted.transform(digits[0]))
+
+
+def test_model_saved_on_cuda_loads_on_cpu(fitted, digits):
+    """skorch maps CUDA tensors to the CPU at load; simulate a CUDA-fitted net."""
+    if torch.cuda.is_available():
+        pytest.skip("the CPU-only path is what this test checks")
+    fitted_copy = pickle.loads(pickle.dumps(fitted))
+    fitted_copy.net_.device = "cuda"
+    with pytest.warns(match="CUDA"):
+        loaded = pickle.loads(pickle.dumps(fitted_copy))
+    assert str(loaded.net_.device) == "cpu"
+    np.testing.assert_array_equal(loaded.transform(digits[0]), fitted.transform(digits[0]))
+
+
+@pytest.mark.gpu
+def test_gpu_fit_then_cpu_transform(digits):
+    dim = DeepInfoMaxTransformer(device="cuda", **FAST).fit(digits[0])
+    Z = dim.transform(digits[0])
+    dim.net_.module_.cpu()
+    dim.net_.device = "cpu"
+    np.testing.assert_allclose(dim.transform(digits[0]), Z, atol=1e-4)
+
+
+def test_grid_search_in_a_pipeline(digits):
+    X, y = digits
+    pipe = Pipeline(
+        [
+            ("dim", DeepInfoMaxTransformer(max_epochs=1, batch_size=32, random_state=0)),
+            ("svm", LinearSVC()),
+        ]
+    )
+    grid = {"dim__alpha": [0.0, 0.5], "dim__beta": [1.0], "dim__gamma": [0.0, 0.1]}
+    search = GridSearchCV(pipe, grid, cv=2, n_jobs=2).fit(X, y)
+    assert len(search.cv_results_["mean_test_score"]) == 4
+    assert search.best_score_ > 0.5
+
+
+def test_clone_keeps_params():
+    dim = DeepInfoMaxTransformer(alpha=0.0, mi_estimator="infonce", image_shape=(1, 8, 8))
+    assert clone(dim).get_params() == dim.get_params()
+
+
+BAD_X = {
+    "NaN": (np.full((10, 64), np.nan), "NaN"),
+    "infinity": (np.full((10, 64), np.inf), "infinity"),
+    "one sample": (np.zeros((1, 64)), "1 sample"),
+    "strings": (np.array([["a"] * 64] * 10), "could not convert|dtype"),
+    "complex": (np.zeros((10, 64), dtype=complex), "[Cc]omplex"),
+    "sparse": (sparse.csr_matrix(np.eye(10, 64)), "[Ss]parse"),
+    "5-D": (np.zeros((10, 1, 1, 8, 8)), "4-D"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_X)
+def test_bad_training_data(case):
+    X, message = BAD_X[case]
+    with pytest.raises((ValueError, TypeError), match=message):
+        DeepInfoMaxTransformer(**FAST).fit(X)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"mi_estimator": "mine"}, "mi_estimator"),
+        ({"local_critic": "bilinear"}, "local_critic"),
+        ({"layer": "pixels"}, "layer"),
+        ({"alpha": -1.0}, "alpha"),
+        ({"alpha": 0.0, "beta": 0.0}, "no MI term"),
+        ({"batch_size": 1}, "batch_size"),
+        ({"image_shape": (1, 8, 7)}, "image_shape"),
+        ({"encoder": "dcgan32"}, "32x32"),
+    ],
+)
+def test_bad_parameters(digits, params, message):
+    with pytest.raises(ValueError, match=message):
+        DeepInfoMaxTransformer(**{**FAST, **params}).fit(digits[0])
+
+
+def test_wrong_shape_at_transform(fitted, digits):
+    with pytest.raises(ValueError, match="64 features"):
+        fitted.transform(digits[0][:, :60])
+    with pytest.raises(ValueError, match="images of shape"):
+        fitted.transform(np.zeros((3, 1, 4, 16)))
+
+
+class NaNEncoder(TinyEncoder):
+    def forward(self, x):
+        local, y = super().forward(x)
+        return local, y * float("nan")
+
+
+def test_divergence_names_the_epoch_and_leaves_unfitted(digits):
+    dim = DeepInfoMaxTransformer(encoder=NaNEncoder(), **FAST)
+    with pytest.raises(FloatingPointError, match="epoch 1"):
+        dim.fit(digits[0])
+    assert not hasattr(dim, "net_")

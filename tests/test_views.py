@@ -1,0 +1,319 @@
+"""Tests for sk_dim.views: colour conversions and batched augmentations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sk_dim.views import (
+    COLOR_VIEW_KINDS,
+    color_views,
+    random_crop_flip,
+    random_resized_crop_flip,
+    rgb_to_lab,
+    rgb_to_ycbcr,
+)
+
+
+def _pixels(colors: list[tuple[float, float, float]], dtype=torch.float64) -> torch.Tensor:
+    """A (1, 3, 1, K) image holding the given RGB colours side by side."""
+    return torch.tensor(colors, dtype=dtype).T.reshape(1, 3, 1, len(colors))
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- Lab
+
+# Published CIELAB (D65, 2 deg observer) values of the sRGB primaries/secondaries
+# (e.g. Bruce Lindbloom's calculator, colormine.org).
+KNOWN_LAB = [
+    ((1.0, 1.0, 1.0), (100.0, 0.0, 0.0)),
+    ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0)),
+    ((1.0, 0.0, 0.0), (53.24, 80.09, 67.20)),
+    ((0.0, 1.0, 0.0), (87.73, -86.18, 83.18)),
+    ((0.0, 0.0, 1.0), (32.30, 79.19, -107.86)),
+    ((1.0, 1.0, 0.0), (97.14, -21.55, 94.48)),
+    ((0.0, 1.0, 1.0), (91.11, -48.09, -14.13)),
+    ((1.0, 0.0, 1.0), (60.32, 98.23, -60.82)),
+]
+
+
+@pytest.mark.parametrize("rgb, lab", KNOWN_LAB)
+def test_lab_known_colours(rgb, lab):
+    out = rgb_to_lab(_pixels([rgb]))[0, :, 0, 0]
+    torch.testing.assert_close(out, torch.tensor(lab, dtype=torch.float64), atol=0.05, rtol=0)
+
+
+def test_lab_gray_is_achromatic_and_monotone():
+    levels = torch.linspace(0, 1, 21, dtype=torch.float64)
+    lab = rgb_to_lab(_pixels([(v, v, v) for v in levels.tolist()]))[0, :, 0, :]  # (3, 21)
+    torch.testing.assert_close(lab[1:], torch.zeros_like(lab[1:]), atol=1e-4, rtol=0)
+    assert torch.all(lab[0, 1:] > lab[0, :-1])
+
+
+def test_lab_dark_gray_uses_linear_segment():
+    # Below t = (6/29)^3 CIE defines L = kappa * Y with kappa = (29/3)^3 = 24389/27,
+    # and for a dark gray Y is the sRGB linear segment v / 12.92.
+    v = 0.01
+    lab = rgb_to_lab(_pixels([(v, v, v)]))[0, :, 0, 0]
+    assert lab[0].item() == pytest.approx((29 / 3) ** 3 * v / 12.92, rel=1e-6)
+
+
+def test_lab_batched_equals_per_image_and_clamps():
+    x = torch.rand(5, 3, 7, 6, generator=_gen(0))
+    batched = rgb_to_lab(x)
+    for i in range(len(x)):
+        torch.testing.assert_close(batched[i : i + 1], rgb_to_lab(x[i : i + 1]))
+    # Out-of-range input is clamped to [0, 1] first.
+    torch.testing.assert_close(rgb_to_lab(x * 3 - 1), rgb_to_lab((x * 3 - 1).clamp(0, 1)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_lab_preserves_dtype(dtype):
+    x = torch.rand(2, 3, 4, 4, generator=_gen(1))
+    out = rgb_to_lab(x.to(dtype))
+    assert out.dtype == dtype
+    torch.testing.assert_close(out.double(), rgb_to_lab(x.double()), atol=0.1, rtol=1e-2)
+
+
+def test_lab_gradient_finite_at_black():
+    x = torch.zeros(1, 3, 2, 2, dtype=torch.float64, requires_grad=True)
+    rgb_to_lab(x).sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+# ------------------------------------------------------------------------ YCbCr
+
+
+def _ycbcr_reference(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 full-range (JFIF) YCbCr of (..., 3) RGB in [0, 1], chroma centred."""
+    m = np.array(
+        [
+            [0.299, 0.587, 0.114],
+            [-0.168736, -0.331264, 0.5],
+            [0.5, -0.418688, -0.081312],
+        ]
+    )
+    ycc = rgb @ m.T + np.array([0.0, 0.5, 0.5])  # JFIF adds 128/255 ~ 0.5 to chroma
+    ycc[..., 1:] -= 0.5  # sk_dim centres chroma on 0
+    return ycc
+
+
+def test_ycbcr_matches_bt601_reference():
+    x = torch.rand(3, 3, 5, 4, generator=_gen(2), dtype=torch.float64)
+    expected = _ycbcr_reference(x.permute(0, 2, 3, 1).numpy())  # (N, H, W, 3)
+    out = rgb_to_ycbcr(x).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_ycbcr_ranges():
+    corners = [(r, g, b) for r in (0.0, 1.0) for g in (0.0, 1.0) for b in (0.0, 1.0)]
+    ycc = rgb_to_ycbcr(_pixels(corners))[0, :, 0, :]  # (3, 8)
+    assert ycc[0].min() >= 0 and ycc[0].max() <= 1 + 1e-12
+    assert ycc[1:].abs().max() == pytest.approx(0.5)
+    # White and black have zero chroma.
+    torch.testing.assert_close(ycc[1:, 0], torch.zeros(2, dtype=torch.float64))
+    torch.testing.assert_close(ycc[1:, -1], torch.zeros(2, dtype=torch.float64))
+
+
+# ------------------------------------------------------------------ color_views
+
+
+@pytest.mark.parametrize("kind", COLOR_VIEW_KINDS)
+def test_color_views_shapes(kind):
+    x = torch.rand(4, 3, 9, 8, generator=_gen(3))
+    views = color_views(x, kind)
+    assert [tuple(v.shape) for v in views] == [(4, 1, 9, 8), (4, 2, 9, 8)]
+    assert all(v.dtype == x.dtype for v in views)
+
+
+@pytest.mark.parametrize("kind", COLOR_VIEW_KINDS)
+def test_color_views_gamut_maps_to_unit_range(kind):
+    # The RGB cube's corners contain the extremes of every channel, so they span
+    # [-1, 1] (up to the rounding of the published gamut constants).
+    corners = [(r, g, b) for r in (0.0, 1.0) for g in (0.0, 1.0) for b in (0.0, 1.0)]
+    z = torch.cat(color_views(_pixels(corners), kind), dim=1)[0, :, 0, :]  # (3, 8)
+    torch.testing.assert_close(
+        z.min(dim=1).values, -torch.ones(3, dtype=z.dtype), atol=1e-3, rtol=0
+    )
+    torch.testing.assert_close(z.max(dim=1).values, torch.ones(3, dtype=z.dtype), atol=1e-3, rtol=0)
+
+
+def test_color_views_lab_values():
+    lab = rgb_to_lab(_pixels([(0.2, 0.5, 0.7)]))
+    l_view, ab_view = color_views(_pixels([(0.2, 0.5, 0.7)]), "lab")
+    torch.testing.assert_close(l_view, (lab[:, :1] - 50) / 50)
+    a_mid, a_half = (-86.183 + 98.233) / 2, (86.183 + 98.233) / 2
+    torch.testing.assert_close(ab_view[:, :1], (lab[:, 1:2] - a_mid) / a_half)
+
+
+def test_color_views_unknown_kind():
+    with pytest.raises(ValueError, match="lab.*ycbcr"):
+        color_views(torch.rand(1, 3, 2, 2), "hsv")
+
+
+# ---------------------------------------------------------------- augmentations
+
+
+def test_resized_crop_output_shape_and_dtype():
+    x = torch.rand(6, 5, 20, 30, generator=_gen(4))
+    assert random_resized_crop_flip(x, 8, generator=_gen(0)).shape == (6, 5, 8, 8)
+    assert random_resized_crop_flip(x, (8, 12), generator=_gen(0)).shape == (6, 5, 8, 12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_resized_crop_full_no_flip_is_identity(dtype):
+    x = torch.rand(4, 3, 10, 10, generator=_gen(5), dtype=dtype)
+    out = random_resized_crop_flip(x, 10, scale=(1, 1), ratio=(1, 1), flip_p=0.0)
+    assert out.dtype == dtype
+    torch.testing.assert_close(out, x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_resized_crop_full_flip_is_mirror(dtype):
+    x = torch.rand(4, 3, 10, 12, generator=_gen(6), dtype=dtype)
+    out = random_resized_crop_flip(x, (10, 12), scale=(1, 1), ratio=(1.2, 1.2), flip_p=1.0)
+    torch.testing.assert_close(out, x.flip(-1))
+
+
+def test_resized_crop_flip_is_per_sample():
+    x = torch.rand(1, 3, 8, 8, generator=_gen(7)).expand(64, -1, -1, -1)
+    out = random_resized_crop_flip(x, 8, scale=(1, 1), ratio=(1, 1), flip_p=0.5, generator=_gen(1))
+    same = torch.isclose(out, x, atol=1e-5).flatten(1).all(1)
+    mirrored = torch.isclose(out, x.flip(-1), atol=1e-5).flatten(1).all(1)
+    assert torch.all(same ^ mirrored)
+    assert 10 < int(mirrored.sum()) < 54
+
+
+def _coordinate_image(n: int, size: int) -> torch.Tensor:
+    """(n, 2, size, size) image whose channels hold each pixel centre's (x, y)."""
+    coords = torch.arange(size, dtype=torch.float64) + 0.5
+    xx = coords.expand(size, size)
+    return torch.stack((xx, xx.T)).expand(n, -1, -1, -1)
+
+
+def test_resized_crop_geometry():
+    # A quarter-area square crop of a 16x16 image is 8x8; resampled to 8x8 it is
+    # a pure translation, so the coordinate channels step by exactly one pixel
+    # (-1 when flipped) and stay inside the image.
+    x = _coordinate_image(32, 16)
+    out = random_resized_crop_flip(x, 8, scale=(0.25, 0.25), ratio=(1, 1), generator=_gen(2))
+    dx = out[:, 0].diff(dim=-1)  # (N, 8, 7)
+    dy = out[:, 1].diff(dim=-2)  # (N, 7, 8)
+    step = dx[:, :1, :1]  # (N, 1, 1): +1 or -1
+    torch.testing.assert_close(step.abs(), torch.ones_like(step))
+    torch.testing.assert_close(dx, step.expand_as(dx))
+    torch.testing.assert_close(dy, torch.ones_like(dy))
+    torch.testing.assert_close(out[:, 0].diff(dim=-2), torch.zeros(32, 7, 8, dtype=x.dtype))
+    assert out.min() >= 0.5 - 1e-9 and out.max() <= 15.5 + 1e-9
+    # Crops land at different positions for different samples.
+    assert out[:, :, 0, 0].unique(dim=0).shape[0] == 32
+
+
+def test_resized_crop_respects_scale_and_ratio():
+    x = _coordinate_image(200, 32)
+    out = random_resized_crop_flip(
+        x, 16, scale=(0.3, 0.6), ratio=(0.5, 2.0), flip_p=0.0, generator=_gen(3)
+    )
+    # Linear ramps resample exactly, so the crop extent is (span * out / (out - 1)).
+    w = (out[:, 0, 0, -1] - out[:, 0, 0, 0]) * 16 / 15
+    h = (out[:, 1, -1, 0] - out[:, 1, 0, 0]) * 16 / 15
+    area, aspect = w * h / 32**2, w / h
+    assert area.min() >= 0.3 - 1e-6 and area.max() <= 0.6 + 1e-6
+    assert aspect.min() >= 0.5 - 1e-6 and aspect.max() <= 2.0 + 1e-6
+
+
+def test_resized_crop_samples_differ():
+    x = torch.rand(1, 3, 16, 16, generator=_gen(8)).expand(8, -1, -1, -1)
+    out = random_resized_crop_flip(x, 12, generator=_gen(4))
+    flat = out.flatten(1)
+    dists = torch.cdist(flat, flat)
+    assert (dists + torch.eye(8) > 1e-3).all()
+
+
+def test_resized_crop_deterministic_with_generator():
+    x = torch.rand(5, 3, 12, 12, generator=_gen(9))
+    a = random_resized_crop_flip(x, 8, generator=_gen(123))
+    b = random_resized_crop_flip(x, 8, generator=_gen(123))
+    c = random_resized_crop_flip(x, 8, generator=_gen(124))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.allclose(a, c)
+    # Without a generator it still runs (global RNG).
+    assert random_resized_crop_flip(x, 8).shape == (5, 3, 8, 8)
+
+
+def test_resized_crop_empty_batch():
+    out = random_resized_crop_flip(torch.rand(0, 3, 8, 8), 4)
+    assert out.shape == (0, 3, 4, 4)
+
+
+def test_random_crop_flip_identity_and_mirror():
+    x = torch.rand(4, 3, 6, 7, generator=_gen(10))
+    torch.testing.assert_close(random_crop_flip(x, 0, flip_p=0.0), x, rtol=0, atol=0)
+    torch.testing.assert_close(random_crop_flip(x, 0, flip_p=1.0), x.flip(-1), rtol=0, atol=0)
+
+
+def test_random_crop_flip_is_shifted_window():
+    p = 2
+    x = torch.rand(16, 2, 5, 6, generator=_gen(11))
+    out = random_crop_flip(x, p, generator=_gen(5))
+    assert out.shape == x.shape
+    padded = torch.nn.functional.pad(x, (p,) * 4)
+    for i in range(len(x)):
+        candidates = [
+            win.flip(-1) if f else win
+            for dy in range(2 * p + 1)
+            for dx in range(2 * p + 1)
+            for win in [padded[i, :, dy : dy + 5, dx : dx + 6]]
+            for f in (False, True)
+        ]
+        assert any(torch.equal(out[i], cand) for cand in candidates)
+    a = random_crop_flip(x, p, generator=_gen(6))
+    torch.testing.assert_close(a, random_crop_flip(x, p, generator=_gen(6)), rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------ bad inputs
+
+
+@pytest.mark.parametrize("fn", [rgb_to_lab, rgb_to_ycbcr, color_views])
+@pytest.mark.parametrize("shape", [(3, 4, 4), (2, 4, 4, 4), (2, 1, 4, 4)])
+def test_colour_functions_reject_bad_shapes(fn, shape):
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        fn(torch.rand(shape))
+
+
+def test_colour_functions_reject_integer_images():
+    with pytest.raises(TypeError, match="floating point"):
+        rgb_to_lab(torch.zeros(1, 3, 2, 2, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"out_size": 0},
+        {"out_size": (4, -1)},
+        {"out_size": (4, 4, 4)},
+        {"out_size": 4, "scale": (0.0, 1.0)},
+        {"out_size": 4, "scale": (0.8, 0.2)},
+        {"out_size": 4, "scale": (0.5, 1.5)},
+        {"out_size": 4, "ratio": (0.0, 1.0)},
+        {"out_size": 4, "flip_p": 1.5},
+    ],
+)
+def test_resized_crop_rejects_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        random_resized_crop_flip(torch.rand(2, 3, 8, 8), **kwargs)
+
+
+def test_augmentations_reject_bad_shapes():
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        random_resized_crop_flip(torch.rand(3, 8, 8), 4)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        random_crop_flip(torch.rand(3, 8, 8), 2)
+    with pytest.raises(ValueError):
+        random_crop_flip(torch.rand(1, 3, 8, 8), -1)
+    with pytest.raises(ValueError):
+        random_crop_flip(torch.rand(1, 3, 8, 8), 1, padding_mode="wrap")
