@@ -22,16 +22,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from . import nets
+from ._torch import resolve_device, seeded
 
 # Square images at least this wide are recognised without an image_shape.
 MIN_INFERRED_SIDE = 8
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` means CUDA when available, else CPU."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def infer_image_shape(n_features: int) -> tuple[int, int, int] | None:
@@ -95,7 +89,7 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         device = resolve_device(self.device)
         data = _as_tensor(X, input_shape)
-        with _seeded(seed, device):
+        with seeded(seed, device):
             module = self._build_module(X, input_shape)
             net = nets.make_net(
                 module,
@@ -209,23 +203,6 @@ def _as_tensor(X: np.ndarray, input_shape: tuple[int, ...]) -> torch.Tensor:
     elif not X.flags.writeable:  # e.g. a read-only memmap from joblib
         X = np.array(X)
     return torch.from_numpy(np.ascontiguousarray(X)).view(len(X), *input_shape)
-
-
-class _seeded:
-    """Seed torch for one fit without touching the caller's global RNG state."""
-
-    def __init__(self, seed: int, device: str) -> None:
-        self.seed = seed
-        cuda = device.startswith("cuda") and torch.cuda.is_available()
-        self.fork = torch.random.fork_rng(devices=[torch.device(device)] if cuda else [])
-
-    def __enter__(self):
-        self.fork.__enter__()
-        torch.manual_seed(self.seed)
-        return self
-
-    def __exit__(self, *exc):
-        return self.fork.__exit__(*exc)
 
 
 def _history_frame(history) -> pd.DataFrame:

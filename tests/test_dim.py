@@ -278,3 +278,12 @@ def test_divergence_names_the_epoch_and_leaves_unfitted(digits):
     with pytest.raises(FloatingPointError, match="epoch 1"):
         dim.fit(digits[0])
     assert not hasattr(dim, "net_")
+
+
+def test_verbose_prints_a_table_per_epoch(digits, capsys):
+    DeepInfoMaxTransformer(verbose=1, **FAST).fit(digits[0][:64])
+    out = capsys.readouterr().out
+    assert "local_mi" in out and "discriminator" in out
+    DeepInfoMaxTransformer(verbose=0, **FAST).fit(digits[0][:64])
+    assert capsys.readouterr().out == ""
+    DeepInfoMaxTransformer(verbose=2, **FAST).fit(digits[0][:64])  # with a progress bar

@@ -81,7 +81,7 @@ class ConvEncoder(nn.Module):
     """Convolutional encoder sized to the input image.
 
     Stride-2 convolutions shrink the image until the local feature map is at
-    most 8x8 (and half the input size) with 128 channels (the DIM paper's M), then a 256-channel
+    most 8x8 with 128 channels (the DIM paper's M), then a 256-channel
     convolution, a 1024-unit fully connected layer and the linear output y.
     For 32x32 inputs this is exactly the paper's encoder: three 4x4 stride-2
     convolutions of 64, 128 and 256 channels with batch norm, FC 1024, y;
@@ -96,10 +96,9 @@ class ConvEncoder(nn.Module):
                 f"Convolutional encoders need images of at least {MIN_IMAGE_SIDE}x"
                 f"{MIN_IMAGE_SIDE}, got image_shape={tuple(image_shape)}"
             )
-        # Halve until the map is at most 8x8, and at least once for images
-        # of 8 pixels or more: a 4x4 map is enough for 8x8 digits and 4x cheaper.
-        side = min(height, width)
-        n_down = max(int(side >= 8), math.ceil(math.log2(side / 8)))
+        # Halve until the local map is at most 8x8: small images keep their
+        # resolution, since local MI needs locations to contrast.
+        n_down = max(0, math.ceil(math.log2(min(height, width) / 8)))
         widths = [64] * max(0, n_down - 2) + [64, LOCAL_CHANNELS]
         strides = [2] * n_down + [1] * (len(widths) - n_down)
         layers: list[nn.Module] = []
