@@ -1,7 +1,9 @@
 """sk-dim: self-supervised image representations as scikit-learn transformers."""
 
+from .cmc import CMCTransformer
 from .dim import DeepInfoMaxTransformer
+from .persistence import load
 
 __version__ = "0.1.0"
 
-__all__ = ["DeepInfoMaxTransformer", "__version__"]
+__all__ = ["CMCTransformer", "DeepInfoMaxTransformer", "load", "__version__"]

@@ -9,6 +9,7 @@ return.
 from __future__ import annotations
 
 import math
+import warnings
 from abc import abstractmethod
 from numbers import Integral, Real
 
@@ -47,6 +48,7 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "device": [str],
+        "on_divergence": [StrOptions({"raise", "keep_last"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -81,29 +83,52 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             The fitted transformer.
         """
         self._validate_params()
+        device = self._check_device()
         X, input_shape = self._validate_input(X, reset=True)
         self._check_params(input_shape, len(X))
+        batch_size = self._check_batch_size(len(X))
         self.input_shape_ = input_shape
         self.image_shape_ = input_shape if len(input_shape) == 3 else None
 
+        on_divergence = getattr(self, "on_divergence", "raise")
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        device = resolve_device(self.device)
         data = _as_tensor(X, input_shape)
         with seeded(seed, device):
-            module = self._build_module(X, input_shape)
+            module = self._checked_module(X, input_shape)
             net = nets.make_net(
                 module,
                 lr=self.lr,
                 max_epochs=self.max_epochs,
-                batch_size=min(self.batch_size, len(X)),
+                batch_size=batch_size,
                 device=device,
                 verbose=int(self.verbose),
                 seed=seed,
+                keep_last_finite=on_divergence == "keep_last",
             )
-            net.fit(data)
+            try:
+                net.fit(data)
+            except nets.TrainingDiverged as exc:
+                if on_divergence == "raise" or net.last_finite_state_ is None:
+                    raise
+                net.module_.load_state_dict(net.last_finite_state_)
+                warnings.warn(
+                    f"{exc} on_divergence='keep_last': keeping the weights from the end of "
+                    f"epoch {exc.epoch - 1}.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        del net.last_finite_state_  # a copy of the weights: not worth persisting
+        if net.interrupted_ is not None:
+            warnings.warn(
+                f"Training was interrupted (KeyboardInterrupt) during epoch {net.interrupted_} "
+                f"of {self.max_epochs}; the transformer keeps the weights reached then.",
+                UserWarning,
+                stacklevel=2,
+            )
 
         self.net_ = net
         self.history_ = _history_frame(net.history)
+        self.versions_ = _versions()
         self._n_features_out = self._probe_width()
         return self
 
@@ -125,6 +150,19 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         data = _as_tensor(X, self.input_shape_)
         return nets.embed(self.net_, data, self._features, batch_size=self._inference_batch())
 
+    def save(self, path) -> None:
+        """Save the fitted transformer without pickle (see :func:`sk_dim.persistence.save`).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            File to write: a zip of the parameters as JSON and the weights
+            as tensors, read back with :func:`sk_dim.load`.
+        """
+        from .persistence import save
+
+        save(self, path)
+
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "net_")
 
@@ -134,6 +172,83 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         return tags
 
     # -- helpers --------------------------------------------------------------
+    def _check_device(self) -> str:
+        device = resolve_device(self.device)
+        try:
+            parsed = torch.device(device)
+        except (RuntimeError, ValueError) as exc:
+            raise ValueError(f"device={self.device!r} is not a torch device: {exc}") from None
+        if parsed.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                f"device={self.device!r} needs CUDA, which is not available; use "
+                "device='cpu' or 'auto'"
+            )
+        return device
+
+    def _check_batch_size(self, n_samples: int) -> int:
+        """``batch_size``, capped with a warning at the number of samples.
+
+        As in scikit-learn's MLPs: all the samples then make one batch, the
+        most in-batch negatives the data allows.
+        """
+        if self.batch_size <= n_samples:
+            return self.batch_size
+        warnings.warn(
+            f"batch_size={self.batch_size} is larger than the number of samples "
+            f"(n_samples={n_samples}); using batch_size={n_samples}",
+            UserWarning,
+            stacklevel=3,
+        )
+        return n_samples
+
+    def _checked_module(self, X: np.ndarray, input_shape: tuple[int, ...]) -> nn.Module:
+        """``_build_module``, with a user encoder's torch errors made readable."""
+        try:
+            return self._build_module(X, input_shape)
+        except RuntimeError as exc:
+            encoder = getattr(self, "encoder", None)
+            if not isinstance(encoder, nn.Module | list | tuple):
+                raise
+            raise ValueError(
+                f"The encoder failed on a batch of shape (2, {', '.join(map(str, input_shape))}) "
+                f"before training: {exc}"
+            ) from exc
+
+    def _rebuild_for_inference(self, state_dict: dict, device: str) -> None:
+        """Rebuild ``net_`` untrained for the fitted input shape, then load weights.
+
+        The fitted attributes (``input_shape_`` and those ``_check_params``
+        sets) must be in place. The module is built from zeros of the saved
+        shape: the scaling statistics are buffers, overwritten by
+        ``state_dict``. Training-only state absent from ``state_dict`` (CMC's
+        memory bank) is dropped. Loads strictly: missing or unexpected keys
+        and wrong shapes raise.
+        """
+        # Zeros without memory: a broadcast row. Enough rows for state sized by
+        # the data at build time (CMC checks its negatives against the bank).
+        n_rows = max(2, getattr(self, "n_negatives_", 0) + 1)
+        row = np.zeros((1, math.prod(self.input_shape_)), dtype=np.float32)
+        dummy = np.broadcast_to(row, (n_rows, row.shape[1]))
+        with seeded(0, device):
+            module = self._build_module(dummy, self.input_shape_)
+        if hasattr(module, "drop_contrast") and not any(
+            key.startswith("contrast.") for key in state_dict
+        ):
+            module.drop_contrast()
+        module.load_state_dict(state_dict, strict=True)
+        net = nets.make_net(
+            module,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            device=device,
+            verbose=int(self.verbose),
+            seed=0,
+        )
+        net.initialize()
+        self.net_ = net
+        self._n_features_out = self._probe_width()
+
     def _validate_input(self, X, *, reset: bool) -> tuple[np.ndarray, tuple[int, ...]]:
         nd_shape = None
         if isinstance(X, np.ndarray | torch.Tensor) and X.ndim >= 3:
@@ -163,8 +278,10 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         if shape == "auto":
             shape = nd_shape or infer_image_shape(n_features)
         elif shape is not None:
+            if not all(isinstance(s, Integral) and not isinstance(s, bool) for s in shape):
+                raise ValueError(f"image_shape={self.image_shape} must hold 3 ints (C, H, W)")
             shape = tuple(int(s) for s in shape)
-            if len(shape) != 3 or math.prod(shape) != n_features:
+            if len(shape) != 3 or min(shape) < 1 or math.prod(shape) != n_features:
                 raise ValueError(
                     f"image_shape={self.image_shape} does not match X with {n_features} "
                     "features: expected (C, H, W) with C*H*W == n_features"
@@ -173,15 +290,18 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 raise ValueError(f"image_shape={shape} does not match X's images {nd_shape}")
         return tuple(shape) if shape is not None else (n_features,)
 
-    def _scaling(self, X: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-channel (images) or per-feature (vectors) mean and std of X."""
-        if len(self.input_shape_) == 3:
+    def _scaling(
+        self, X: np.ndarray, *, per_feature: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel (images) or per-feature (vectors, or when asked) mean and std of X."""
+        if len(self.input_shape_) == 3 and not per_feature:
             channels = self.input_shape_[0]
             rows = X.reshape(len(X), channels, -1)
             mean = rows.mean(axis=(0, 2), dtype=np.float64)
             std = rows.std(axis=(0, 2), dtype=np.float64)
             view = (1, channels, 1, 1)
         else:
+            X = X.reshape(len(X), -1)
             mean = X.mean(axis=0, dtype=np.float64)
             std = X.std(axis=0, dtype=np.float64)
             view = (1, X.shape[1])
@@ -206,5 +326,19 @@ def _as_tensor(X: np.ndarray, input_shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def _history_frame(history) -> pd.DataFrame:
-    rows = [{k: v for k, v in row.items() if k != "batches"} for row in history]
+    """One row per completed epoch (an interrupted or diverged one is left out)."""
+    rows = [
+        {k: v for k, v in row.items() if k != "batches"} for row in history if "train_loss" in row
+    ]
+    if not rows:
+        return pd.DataFrame(index=pd.Index([], name="epoch", dtype=np.int64))
     return pd.DataFrame(rows).set_index("epoch")
+
+
+def _versions() -> dict[str, str]:
+    """Versions of sk_dim, torch and scikit-learn, recorded at fit."""
+    import sklearn
+
+    from . import __version__
+
+    return {"sk_dim": __version__, "torch": torch.__version__, "scikit-learn": sklearn.__version__}

@@ -5,14 +5,13 @@ from __future__ import annotations
 import copy
 from numbers import Integral, Real
 
-import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from ._base import BaseSelfSupervised
 from .mi import ESTIMATORS
 from .modules.critics import LOCAL_CRITICS
-from .modules.encoders import ENCODERS, Standardize, build_encoder, unpack
+from .modules.encoders import ENCODERS, Standardize, build_encoder, select_layer, unpack
 from .modules.infomax import DeepInfoMax
 from .modules.prior import PRIORS
 
@@ -72,36 +71,49 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         of 3-D or 4-D arrays); None treats X as feature vectors.
     layer : {"conv", "fc", "y"}, default="conv"
         Features returned by ``transform``: the local feature map
-        average-pooled to a ``pool_size`` x ``pool_size`` grid (128 * 4 = 512
+        average-pooled to a ``pool_size`` x ``pool_size`` grid (128 * 16 = 2048
         features with the built-in image encoders at the default), the
         fully connected layer (1024), or y (``n_components``). The paper
         finds lower layers much better for linear classifiers (CIFAR-10
         linear SVM on DIM(L): conv 63.3, fc 54.1, y 49.6), hence the default.
-    pool_size : int, default=2
+    pool_size : int, default=4
         Side of the grid the local map is pooled to for ``layer="conv"``.
-    max_epochs : int, default=30
+    max_epochs : int, default=20
         Number of passes over the training data.
     batch_size : int, default=64
-        Mini-batch size (capped at the number of samples). Each sample is
-        contrasted against the ``batch_size - 1`` others.
+        Mini-batch size. Each sample is contrasted against the
+        ``batch_size - 1`` others. Larger than the number of samples, it is
+        capped at that number with a warning (as scikit-learn's MLPs do).
     lr : float, default=1e-3
         Adam learning rate (both the encoder's and the discriminator's).
     device : str, default="auto"
         Torch device; ``"auto"`` uses CUDA when available.
+    on_divergence : {"raise", "keep_last"}, default="raise"
+        When a loss term or a weight becomes NaN or infinite, ``"raise"``
+        stops with a :class:`~sk_dim.nets.TrainingDiverged` error (a
+        ``FloatingPointError``) naming the epoch and the term, and leaves the
+        transformer unfitted; ``"keep_last"`` warns and keeps the weights
+        from the end of the last finite epoch (it raises too when the first
+        epoch diverges).
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling and prior samples. The same
         seed gives the same features on CPU.
     verbose : int, default=0
         0 is silent, 1 prints a table per epoch, 2 adds a progress bar.
+        Ctrl-C during fit stops training at the end of the current batch
+        and leaves a usable fitted transformer, with a warning.
 
     Attributes
     ----------
     net_ : skorch.NeuralNet
         The trained network (its ``module_`` holds encoder and critics).
     history_ : pandas.DataFrame
-        One row per epoch: ``train_loss`` (the encoder's objective),
+        One row per completed epoch: ``train_loss`` (the encoder's objective),
         ``global_mi``, ``local_mi``, ``prior`` and ``discriminator`` (for the
         terms in use) and ``dur`` (seconds).
+    versions_ : dict
+        Versions of ``sk_dim``, ``torch`` and ``scikit-learn`` at fit;
+        :func:`sk_dim.load` warns when they differ from the running ones.
     input_shape_ : tuple of int
         Shape of one sample as seen by the encoder.
     image_shape_ : tuple of int or None
@@ -129,7 +141,7 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
     >>> X, y = load_digits(return_X_y=True)
     >>> dim = DeepInfoMaxTransformer(max_epochs=1, random_state=0)
     >>> dim.fit_transform(X[:200]).shape
-    (200, 512)
+    (200, 2048)
     """
 
     _parameter_constraints: dict = {
@@ -158,11 +170,12 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         encoder="auto",
         image_shape="auto",
         layer="conv",
-        pool_size=2,
-        max_epochs=30,
+        pool_size=4,
+        max_epochs=20,
         batch_size=64,
         lr=1e-3,
         device="auto",
+        on_divergence="raise",
         random_state=None,
         verbose=0,
     ):
@@ -181,6 +194,7 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         self.batch_size = batch_size
         self.lr = lr
         self.device = device
+        self.on_divergence = on_divergence
         self.random_state = random_state
         self.verbose = verbose
 
@@ -204,13 +218,4 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         )
 
     def _features(self, module, x):
-        out = unpack(module.encoder(x))
-        if self.layer == "y":
-            return out.y
-        if self.layer == "fc":
-            if out.fc is None:
-                raise ValueError("layer='fc' needs an encoder that returns (local, fc, y)")
-            return out.fc
-        height, width = out.local.shape[2:]
-        grid = (min(self.pool_size, height), min(self.pool_size, width))
-        return F.adaptive_avg_pool2d(out.local, grid).flatten(1)
+        return select_layer(unpack(module.encoder(x)), self.layer, self.pool_size)

@@ -32,7 +32,7 @@ def _split(scores: Tensor) -> tuple[Tensor, Tensor]:
     if scores.dim() == 2:
         scores = scores.unsqueeze(-1)
     n = scores.shape[0]
-    if scores.shape[1] != n:
+    if scores.dim() != 3 or scores.shape[1] != n:
         raise ValueError(f"scores must be (N, N) or (N, N, L), got {tuple(scores.shape)}")
     if n < 2:
         raise ValueError("MI bounds need at least 2 samples: negatives are the other samples")
@@ -48,13 +48,84 @@ def jsd_bound(scores: Tensor) -> Tensor:
     ``E_P[-softplus(-T)] - E_Q[softplus(T)]``. It is not a bound on the KL
     MI itself but is monotone in the JS divergence and has well-behaved
     gradients, which is why the paper prefers it.
+
+    Parameters
+    ----------
+    scores : Tensor of shape (N, N) or (N, N, L)
+        Critic scores, positives on the diagonal (see the module docstring).
+
+    Returns
+    -------
+    Tensor of shape ()
+        The estimate, to maximize; at most 0 (``-2 log 2`` for an
+        uninformative critic scoring 0 everywhere).
+
+    See Also
+    --------
+    dv_bound : Donsker-Varadhan bound, a true lower bound with noisier gradients.
+    infonce_bound : InfoNCE bound, capped at ``log N``.
+    mi_bound : Dispatch by name.
+
+    References
+    ----------
+    .. [1] R. D. Hjelm et al., "Learning deep representations by mutual
+       information estimation and maximization", ICLR 2019.
+    .. [2] S. Nowozin, B. Cseke, R. Tomioka, "f-GAN: Training generative
+       neural samplers using variational divergence minimization", NeurIPS 2016.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_dim.mi import jsd_bound
+    >>> round(jsd_bound(torch.zeros(4, 4)).item(), 4)  # -2 log 2
+    -1.3863
+    >>> bool(jsd_bound(10 * torch.eye(4)) > jsd_bound(torch.zeros(4, 4)))
+    True
     """
     positive, negative = _split(scores)
     return -F.softplus(-positive).mean() - F.softplus(negative).mean()
 
 
 def dv_bound(scores: Tensor) -> Tensor:
-    """Donsker-Varadhan bound: ``E_P[T] - log E_Q[exp T]``."""
+    """Donsker-Varadhan bound: ``E_P[T] - log E_Q[exp T]``.
+
+    A lower bound on the KL mutual information (the MINE objective). The
+    ``log E_Q[exp T]`` term is estimated from the batch's negatives, which
+    makes its gradients high-variance.
+
+    Parameters
+    ----------
+    scores : Tensor of shape (N, N) or (N, N, L)
+        Critic scores, positives on the diagonal.
+
+    Returns
+    -------
+    Tensor of shape ()
+        The bound in nats, to maximize.
+
+    See Also
+    --------
+    jsd_bound : Jensen-Shannon estimator, more stable.
+    infonce_bound : InfoNCE bound.
+    sk_dim.mi_estimation.mutual_information : MI of two samples with a trained critic.
+
+    References
+    ----------
+    .. [1] M. D. Donsker, S. R. S. Varadhan, "Asymptotic evaluation of certain
+       Markov process expectations for large time, IV", Comm. Pure Appl.
+       Math., 1983.
+    .. [2] M. I. Belghazi et al., "Mutual information neural estimation",
+       ICML 2018.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_dim.mi import dv_bound
+    >>> dv_bound(torch.zeros(4, 4)).item()
+    0.0
+    >>> round(dv_bound(torch.eye(4)).item(), 4)
+    1.0
+    """
     positive, negative = _split(scores)
     log_mean_exp = torch.logsumexp(negative.flatten(), dim=0) - math.log(negative.numel())
     return positive.mean() - log_mean_exp
@@ -66,6 +137,38 @@ def infonce_bound(scores: Tensor) -> Tensor:
     Each positive ``(i, l)`` is classified against every negative of its
     row, ``scores[i, j != i, :]`` (all locations of all other samples), so
     the bound is at most ``log(1 + (N - 1) * L)``; ``log N`` for global MI.
+
+    Parameters
+    ----------
+    scores : Tensor of shape (N, N) or (N, N, L)
+        Critic scores, positives on the diagonal.
+
+    Returns
+    -------
+    Tensor of shape ()
+        The bound in nats, to maximize; 0 for an uninformative critic.
+
+    See Also
+    --------
+    jsd_bound : Jensen-Shannon estimator.
+    dv_bound : Donsker-Varadhan bound, not capped by the batch size.
+
+    References
+    ----------
+    .. [1] A. van den Oord, Y. Li, O. Vinyals, "Representation learning with
+       contrastive predictive coding", arXiv:1807.03748, 2018.
+    .. [2] B. Poole et al., "On variational bounds of mutual information",
+       ICML 2019.
+
+    Examples
+    --------
+    >>> import math
+    >>> import torch
+    >>> from sk_dim.mi import infonce_bound
+    >>> abs(infonce_bound(torch.zeros(8, 8)).item()) < 1e-6
+    True
+    >>> round(infonce_bound(100 * torch.eye(8)).item(), 4) == round(math.log(8), 4)
+    True
     """
     positive, negative = _split(scores)
     n, n_neg, n_loc = negative.shape
@@ -79,7 +182,37 @@ _BOUNDS = {"jsd": jsd_bound, "dv": dv_bound, "infonce": infonce_bound}
 
 
 def mi_bound(scores: Tensor, estimator: str) -> Tensor:
-    """Dispatch to the bound named ``estimator`` (one of ``ESTIMATORS``)."""
+    """Dispatch to the bound named ``estimator`` (one of ``ESTIMATORS``).
+
+    Parameters
+    ----------
+    scores : Tensor of shape (N, N) or (N, N, L)
+        Critic scores, positives on the diagonal.
+    estimator : {"jsd", "dv", "infonce"}
+        The bound to compute.
+
+    Returns
+    -------
+    Tensor of shape ()
+        The bound, to maximize.
+
+    See Also
+    --------
+    jsd_bound, dv_bound, infonce_bound : The bounds.
+
+    References
+    ----------
+    .. [1] R. D. Hjelm et al., "Learning deep representations by mutual
+       information estimation and maximization", ICLR 2019.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_dim.mi import mi_bound
+    >>> scores = torch.randn(6, 6, 4, generator=torch.Generator().manual_seed(0))
+    >>> mi_bound(scores, "infonce").shape
+    torch.Size([])
+    """
     try:
         bound = _BOUNDS[estimator]
     except KeyError:

@@ -18,6 +18,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+from scipy import sparse
 from sklearn.utils import check_array, check_random_state
 from torch import Tensor, nn
 
@@ -330,6 +331,8 @@ def check_pair(a, b, *, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]
 
 def check_samples(a, name: str, *, min_samples: int = MIN_SAMPLES) -> np.ndarray:
     """A finite float32 array of shape (n_samples, n_features); 1-D means one feature."""
+    if sparse.issparse(a):  # np.asarray would wrap it in an object array
+        raise TypeError(f"{name} is a sparse matrix; pass a dense array (e.g. {name}.toarray())")
     a = np.asarray(a) if not hasattr(a, "iloc") else a.to_numpy()
     if a.ndim == 1:
         a = a.reshape(-1, 1)

@@ -64,6 +64,49 @@ class MemoryBank(nn.Module):
 
     The bank is a buffer (not a parameter): it is saved in ``state_dict`` and moved by
     ``.to()``, but no gradient ever flows into it; the optimiser only sees the encoders.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of training samples N (rows of each bank).
+    dim : int
+        Embedding size D.
+    n_views : int, default=2
+        Number of views V (one bank each).
+    momentum : float, default=0.5
+        Weight of the old entry in :meth:`update`, in ``[0, 1]``.
+    generator : torch.Generator, optional
+        Seeds the initial entries (uniform, rows of about unit norm).
+
+    Attributes
+    ----------
+    memory : Tensor of shape (V, N, D)
+        The banks, a buffer.
+
+    See Also
+    --------
+    MultiviewContrast : Scores embeddings against the banks and updates them.
+
+    References
+    ----------
+    .. [1] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
+       arXiv:1906.05849, 2019 (ECCV 2020).
+    .. [2] Z. Wu, Y. Xiong, S. X. Yu, D. Lin, "Unsupervised feature learning via
+       non-parametric instance discrimination", CVPR 2018 (memory bank, NCE).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_dim.nce import MemoryBank
+    >>> bank = MemoryBank(n_samples=10, dim=4, generator=torch.Generator().manual_seed(0))
+    >>> bank.memory.shape
+    torch.Size([2, 10, 4])
+    >>> idx = bank.sample_negatives(torch.tensor([3, 7]), k=5)
+    >>> idx.shape, idx[:, 0].tolist()
+    (torch.Size([2, 6]), [3, 7])
+    >>> bank.update(0, torch.tensor([3]), torch.ones(1, 4))
+    >>> round(bank.memory[0, 3].norm().item(), 4)  # entries stay unit length
+    1.0
     """
 
     memory: torch.Tensor  # (V, N, D)
@@ -164,6 +207,41 @@ def contrast_scores(
 
     Computed in float32 with autocast off: dividing by a small T (0.07) magnifies the
     rounding error a bf16 dot product would carry by ~14x.
+
+    Parameters
+    ----------
+    embedding : Tensor of shape (B, D)
+        Query embeddings.
+    weights : Tensor of shape (B, K+1, D)
+        Bank rows for each query: the positive first, then K negatives.
+    temperature : float
+        Divides the dot products.
+
+    Returns
+    -------
+    Tensor of shape (B, K+1)
+        The logits, float32.
+
+    See Also
+    --------
+    MemoryBank.weights : The bank rows.
+    nce_loss, softmax_loss : Losses on these logits.
+
+    References
+    ----------
+    .. [1] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
+       arXiv:1906.05849, 2019 (ECCV 2020).
+    .. [2] Z. Wu, Y. Xiong, S. X. Yu, D. Lin, "Unsupervised feature learning via
+       non-parametric instance discrimination", CVPR 2018 (memory bank, NCE).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_dim.nce import contrast_scores
+    >>> emb = torch.tensor([[1.0, 0.0]])
+    >>> weights = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    >>> contrast_scores(emb, weights, temperature=0.5)
+    tensor([[2., 0.]])
     """
     with torch.autocast(device_type=embedding.device.type, enabled=False):
         scores = torch.bmm(weights.float(), embedding.float().unsqueeze(2))  # (B, K+1, 1)
@@ -178,6 +256,37 @@ def estimate_log_z(logits: torch.Tensor, n_samples: int) -> torch.Tensor:
 
     The paper's code takes this Monte-Carlo estimate of the partition function
     sum_n exp(s_n) from the first batch; working with logsumexp avoids overflowing exp.
+
+    Parameters
+    ----------
+    logits : Tensor
+        Scores of any shape (typically (B, K+1)).
+    n_samples : int
+        Number of training samples N.
+
+    Returns
+    -------
+    Tensor of shape ()
+        log Z, float32.
+
+    See Also
+    --------
+    estimate_z : The same, exponentiated, as a float.
+    NCELoss : Fixes Z from its first batch.
+
+    References
+    ----------
+    .. [1] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
+       arXiv:1906.05849, 2019 (ECCV 2020).
+    .. [2] Z. Wu, Y. Xiong, S. X. Yu, D. Lin, "Unsupervised feature learning via
+       non-parametric instance discrimination", CVPR 2018 (memory bank, NCE).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_dim.nce import estimate_log_z
+    >>> round(estimate_log_z(torch.zeros(4, 5), n_samples=100).exp().item(), 3)
+    100.0
     """
     logits = logits.detach().float()
     return (
@@ -186,7 +295,38 @@ def estimate_log_z(logits: torch.Tensor, n_samples: int) -> torch.Tensor:
 
 
 def estimate_z(logits: torch.Tensor, n_samples: int) -> float:
-    """Z = mean(exp(logits)) * N (``Z = out.mean() * nLem`` in NCEAverage), as a float."""
+    """Z = mean(exp(logits)) * N (``Z = out.mean() * nLem`` in NCEAverage), as a float.
+
+    Parameters
+    ----------
+    logits : Tensor
+        Scores of any shape (typically (B, K+1)).
+    n_samples : int
+        Number of training samples N.
+
+    Returns
+    -------
+    float
+        The normalising constant Z.
+
+    See Also
+    --------
+    estimate_log_z : The same in log space, as a tensor.
+
+    References
+    ----------
+    .. [1] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
+       arXiv:1906.05849, 2019 (ECCV 2020).
+    .. [2] Z. Wu, Y. Xiong, S. X. Yu, D. Lin, "Unsupervised feature learning via
+       non-parametric instance discrimination", CVPR 2018 (memory bank, NCE).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_dim.nce import estimate_z
+    >>> round(estimate_z(torch.zeros(2, 3), n_samples=10), 6)
+    10.0
+    """
     return math.exp(estimate_log_z(logits, n_samples).item())
 
 
@@ -203,6 +343,42 @@ def nce_loss(logits: torch.Tensor, n_samples: int, z: torch.Tensor | float) -> t
 
     Evaluated in log space (log P = logits - log Z, and logaddexp for log(P + c)), which
     is the same quantity as the official code's but cannot overflow or hit log(0).
+
+    Parameters
+    ----------
+    logits : Tensor of shape (B, K+1)
+        Scores, the positive in column 0.
+    n_samples : int
+        Number of training samples N (the noise distribution is uniform over them).
+    z : Tensor or float
+        The normalising constant Z (see :func:`estimate_z`).
+
+    Returns
+    -------
+    Tensor of shape ()
+        The loss, to minimize.
+
+    See Also
+    --------
+    NCELoss : This loss with Z fixed from the first batch.
+    softmax_loss : The InfoNCE alternative, which needs no Z.
+
+    References
+    ----------
+    .. [1] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
+       arXiv:1906.05849, 2019 (ECCV 2020).
+    .. [2] Z. Wu, Y. Xiong, S. X. Yu, D. Lin, "Unsupervised feature learning via
+       non-parametric instance discrimination", CVPR 2018 (memory bank, NCE).
+    .. [3] M. Gutmann, A. Hyvarinen, "Noise-contrastive estimation: A new
+       estimation principle for unnormalized statistical models", AISTATS 2010.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_dim.nce import nce_loss
+    >>> logits = torch.tensor([[5.0, 0.0, 0.0], [5.0, 0.0, 0.0]])
+    >>> bool(nce_loss(logits, n_samples=100, z=10.0) > 0)
+    True
     """
     if logits.dim() != 2 or logits.shape[1] < 2:
         raise ValueError(f"logits must have shape (B, K+1) with K >= 1, got {tuple(logits.shape)}")
@@ -218,7 +394,37 @@ def nce_loss(logits: torch.Tensor, n_samples: int, z: torch.Tensor | float) -> t
 
 
 def softmax_loss(logits: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over the K+1 candidates with the positive at index 0 (NCESoftmaxLoss)."""
+    """Cross-entropy over the K+1 candidates with the positive at index 0 (NCESoftmaxLoss).
+
+    Parameters
+    ----------
+    logits : Tensor of shape (B, K+1)
+        Scores, the positive in column 0.
+
+    Returns
+    -------
+    Tensor of shape ()
+        The mean cross-entropy, to minimize.
+
+    See Also
+    --------
+    nce_loss : The paper's NCE loss.
+    sk_dim.mi.infonce_bound : The same objective as an MI bound.
+
+    References
+    ----------
+    .. [1] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
+       arXiv:1906.05849, 2019 (ECCV 2020).
+    .. [2] Z. Wu, Y. Xiong, S. X. Yu, D. Lin, "Unsupervised feature learning via
+       non-parametric instance discrimination", CVPR 2018 (memory bank, NCE).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_dim.nce import softmax_loss
+    >>> round(softmax_loss(torch.zeros(2, 4)).item(), 4)  # log 4
+    1.3863
+    """
     logits = logits.float()  # (B, K+1)
     target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)  # (B,)
     return F.cross_entropy(logits, target)
@@ -232,6 +438,39 @@ class NCELoss(nn.Module):
     It is training state: it lives in the ``log_z`` buffer, so ``state_dict`` saves it and
     a resumed run keeps the same constant. The buffer is NaN until estimated. Storing
     log Z rather than Z keeps the value finite even if the module is cast to float16.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of training samples N.
+
+    Attributes
+    ----------
+    log_z : Tensor of shape ()
+        log Z, NaN until the first forward.
+
+    See Also
+    --------
+    nce_loss : The loss computed.
+    estimate_log_z : How Z is estimated.
+
+    References
+    ----------
+    .. [1] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
+       arXiv:1906.05849, 2019 (ECCV 2020).
+    .. [2] Z. Wu, Y. Xiong, S. X. Yu, D. Lin, "Unsupervised feature learning via
+       non-parametric instance discrimination", CVPR 2018 (memory bank, NCE).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_dim.nce import NCELoss
+    >>> loss = NCELoss(n_samples=100)
+    >>> loss.is_estimated
+    False
+    >>> _ = loss(torch.zeros(4, 11))
+    >>> round(loss.z, 3)
+    100.0
     """
 
     log_z: torch.Tensor  # () float32
@@ -265,7 +504,38 @@ def view_pairs(n_views: int, graph: str) -> list[tuple[int, int]]:
     """Pairs (i, j), i < j, that the objective contrasts.
 
     "core": view 0 against each other view, L = sum_j L(V0, Vj), which prioritises
-    what view 0 shares with the rest; "full": every pair, L = sum_{i<j} L(Vi, Vj).
+    what view 0 shares with the rest; "full": every pair, L = sum over i < j of L(Vi, Vj).
+
+    Parameters
+    ----------
+    n_views : int
+        Number of views V.
+    graph : {"core", "full"}
+        Which pairs.
+
+    Returns
+    -------
+    list of (int, int)
+        V - 1 pairs for ``"core"``, V (V - 1) / 2 for ``"full"``.
+
+    See Also
+    --------
+    MultiviewContrast : Contrasts these pairs in both directions.
+
+    References
+    ----------
+    .. [1] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
+       arXiv:1906.05849, 2019 (ECCV 2020).
+    .. [2] Z. Wu, Y. Xiong, S. X. Yu, D. Lin, "Unsupervised feature learning via
+       non-parametric instance discrimination", CVPR 2018 (memory bank, NCE).
+
+    Examples
+    --------
+    >>> from sk_dim.nce import view_pairs
+    >>> view_pairs(3, "core")
+    [(0, 1), (0, 2)]
+    >>> view_pairs(3, "full")
+    [(0, 1), (0, 2), (1, 2)]
     """
     _check_choice("graph", graph, GRAPHS)
     if graph == "core":
@@ -286,6 +556,49 @@ class MultiviewContrast(nn.Module):
     drawn per step and shared by every term, as the official code does. Scores use the
     banks as they were before this step; the banks are updated only afterwards, and only
     in training mode.
+
+    Parameters
+    ----------
+    bank : MemoryBank
+        The banks, one per view (at least 2).
+    n_negatives : int
+        Negatives K per embedding, ``1 <= K < n_samples``.
+    temperature : float, default=0.07
+        Divides the scores.
+    loss : {"nce", "softmax"}, default="nce"
+        The loss of each direction.
+    graph : {"core", "full"}, default="core"
+        Pairs of views contrasted (:func:`view_pairs`).
+
+    Attributes
+    ----------
+    pairs : list of (int, int)
+        The contrasted pairs.
+    nce : torch.nn.ModuleDict
+        One :class:`NCELoss` per direction ``"i_j"`` (empty for ``"softmax"``).
+
+    See Also
+    --------
+    sk_dim.CMCTransformer : The estimator built on this objective.
+
+    References
+    ----------
+    .. [1] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
+       arXiv:1906.05849, 2019 (ECCV 2020).
+    .. [2] Z. Wu, Y. Xiong, S. X. Yu, D. Lin, "Unsupervised feature learning via
+       non-parametric instance discrimination", CVPR 2018 (memory bank, NCE).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import torch.nn.functional as F
+    >>> from sk_dim.nce import MemoryBank, MultiviewContrast
+    >>> g = torch.Generator().manual_seed(0)
+    >>> contrast = MultiviewContrast(MemoryBank(20, 8, generator=g), n_negatives=5)
+    >>> views = [F.normalize(torch.randn(4, 8, generator=g), dim=1) for _ in range(2)]
+    >>> total, terms = contrast(views, torch.arange(4), generator=g)
+    >>> total.shape, sorted(terms)
+    (torch.Size([]), ['0_1', '1_0'])
     """
 
     def __init__(

@@ -9,14 +9,20 @@ different ones, all set here:
   ``Dataset.__getitem__`` calls are slow);
 - the module computes its own loss terms, returned as a dict;
 - a second optimizer for an adversarial prior discriminator;
-- per-term epoch means in ``history`` and a clear error when a term
-  becomes NaN or infinite.
+- per-term epoch means in ``history`` and a clear error when a term or
+  a weight becomes NaN or infinite, optionally with a copy of the weights
+  of the last finite epoch to fall back on;
+- Ctrl-C stops training at the end of the current batch (skorch then
+  ends the fit normally) and the epoch is recorded in ``interrupted_``.
 """
 
 from __future__ import annotations
 
 import math
+import signal
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -26,7 +32,44 @@ from torch import Tensor
 
 
 class TrainingDiverged(FloatingPointError):
-    """A loss term became NaN or infinite during training."""
+    """A loss term or a weight became NaN or infinite during training.
+
+    ``epoch`` is the 1-based epoch and ``term`` the loss term (or ``"weights"``).
+    """
+
+    def __init__(self, message: str, *, epoch: int, term: str) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.term = term
+
+
+@contextmanager
+def stop_after_batch_on_sigint() -> Iterator[dict[str, bool]]:
+    """Turn a first Ctrl-C into a request to stop after the current batch.
+
+    Yields a dict whose ``"requested"`` entry becomes True on SIGINT; a
+    second Ctrl-C interrupts at once. Only the main thread can handle
+    signals, and a handler the user installed is left alone: there, Ctrl-C
+    raises KeyboardInterrupt wherever training is, as in plain skorch.
+    """
+    state = {"requested": False}
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield state
+        return
+
+    def request_stop(signum, frame):
+        if state["requested"]:
+            raise KeyboardInterrupt
+        state["requested"] = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class DeviceBatches:
@@ -92,9 +135,29 @@ class SelfSupervisedNet(NeuralNet):
     optimizer on ``module.discriminator_step_loss(terms["y"])``.
     """
 
-    def __init__(self, *args, seed: int = 0, **kwargs) -> None:
+    def __init__(self, *args, seed: int = 0, keep_last_finite: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.seed = seed
+        self.keep_last_finite = keep_last_finite
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """skorch's loop; records in ``interrupted_`` the epoch a Ctrl-C stopped.
+
+        ``last_finite_state_`` holds a CPU copy of the module's weights at the
+        end of the last epoch whose terms and weights were finite, when
+        ``keep_last_finite``; ``interrupted_`` is None after a complete fit.
+        """
+        self.interrupted_ = None
+        self.last_finite_state_ = None
+        try:
+            with stop_after_batch_on_sigint() as stop:
+                self._stop_request = stop
+                return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:
+            self.interrupted_ = len(self.history)
+            raise  # skorch's partial_fit catches it and ends the fit normally
+        finally:
+            del self._stop_request
 
     def initialize_optimizer(self, *args, **kwargs):
         module = self.module_
@@ -152,19 +215,42 @@ class SelfSupervisedNet(NeuralNet):
                     sums[key] = sums.get(key, 0.0) + value.detach() * n
             n_seen += n
             self.notify("on_batch_end", batch=batch, training=training, loss=terms["loss"])
+            stop = getattr(self, "_stop_request", None)
+            if stop is not None and stop["requested"]:
+                raise KeyboardInterrupt
         if n_seen == 0:
             raise ValueError("No training batch: the data set needs at least 2 samples")
         epoch = len(self.history)
-        for key, total in sums.items():
-            value = (total / n_seen).item()
+        means = {key: (total / n_seen).item() for key, total in sums.items()}
+        for key, value in means.items():
             if not math.isfinite(value):
                 raise TrainingDiverged(
                     f"Training diverged at epoch {epoch}: the {key!r} term became {value}. "
-                    "Lower lr or change the loss weights."
+                    "Lower lr or change the loss weights.",
+                    epoch=epoch,
+                    term=key,
                 )
+        if training:
+            self._check_finite_weights(epoch)
+        for key, value in means.items():
             name = f"{prefix}_loss" if key == "loss" else key
             self.history.record(name, value)
         self.history.record(f"{prefix}_batch_count", len(iterator))
+        if training and self.keep_last_finite:
+            state = self.module_.state_dict()
+            self.last_finite_state_ = {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+    def _check_finite_weights(self, epoch: int) -> None:
+        # The last step of an epoch can overflow the weights while every loss
+        # it computed was finite.
+        for name, param in self.module_.named_parameters():
+            if not bool(torch.isfinite(param).all()):
+                raise TrainingDiverged(
+                    f"Training diverged at epoch {epoch}: the weights ({name}) became NaN or "
+                    "infinite. Lower lr or change the loss weights.",
+                    epoch=epoch,
+                    term="weights",
+                )
 
     def get_default_callbacks(self):
         return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
@@ -183,6 +269,7 @@ def make_net(
     device: str,
     verbose: int,
     seed: int,
+    keep_last_finite: bool = False,
 ) -> SelfSupervisedNet:
     """A :class:`SelfSupervisedNet` with Adam and sk_dim's defaults."""
     callbacks = [("progress_bar", ProgressBar(postfix_keys=()))] if verbose > 1 else []
@@ -199,6 +286,7 @@ def make_net(
         device=device,
         verbose=verbose,
         seed=seed,
+        keep_last_finite=keep_last_finite,
     )
 
 

@@ -101,6 +101,26 @@ def rgb_to_lab(rgb: Tensor) -> Tensor:
         Channels ``(L, a, b)`` with ``L`` in ``[0, 100]`` and ``a``, ``b``
         within about ``[-108, 99]`` for in-gamut colours.  Same dtype and device
         as the input.
+
+    See Also
+    --------
+    color_views : L and ab normalised to about ``[-1, 1]``, as CMC uses them.
+    rgb_to_ycbcr : The YCbCr alternative.
+
+    References
+    ----------
+    .. [1] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
+       arXiv:1906.05849, 2019 (ECCV 2020).
+    .. [2] CIE 15:2004, "Colorimetry", 3rd edition; IEC 61966-2-1 (sRGB).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_dim.views import rgb_to_lab
+    >>> white_and_black = torch.tensor([1.0, 0.0]).view(2, 1, 1, 1).expand(2, 3, 1, 1)
+    >>> rgb_to_lab(white_and_black)[:, :, 0, 0].round(decimals=2).abs()
+    tensor([[100.,   0.,   0.],
+            [  0.,   0.,   0.]])
     """
     _check_image_batch(rgb, "rgb", channels=3)
     x = rgb.to(_work_dtype(rgb)).clamp(0.0, 1.0)  # (N, 3, H, W)
@@ -146,6 +166,25 @@ def rgb_to_ycbcr(rgb: Tensor) -> Tensor:
     Tensor of shape (N, 3, H, W)
         Channels ``(Y, Cb, Cr)`` with ``Y`` in ``[0, 1]`` and ``Cb``, ``Cr`` in
         ``[-0.5, 0.5]``.  Same dtype and device as the input.
+
+    See Also
+    --------
+    color_views : Y and CbCr normalised to ``[-1, 1]``.
+    rgb_to_lab : The CIELAB alternative, CMC's main setting.
+
+    References
+    ----------
+    .. [1] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
+       arXiv:1906.05849, 2019 (ECCV 2020).
+    .. [2] ITU-R Recommendation BT.601; JPEG File Interchange Format 1.02.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_dim.views import rgb_to_ycbcr
+    >>> gray = torch.full((1, 3, 2, 2), 0.5)
+    >>> rgb_to_ycbcr(gray)[0, :, 0, 0]
+    tensor([0.5000, 0.0000, 0.0000])
     """
     _check_image_batch(rgb, "rgb", channels=3)
     x = rgb.clamp(0.0, 1.0)
@@ -186,6 +225,27 @@ def color_views(rgb: Tensor, kind: Literal["lab", "ycbcr"] | str = "lab") -> lis
     list of two Tensors
         ``[luma (N, 1, H, W), chroma (N, 2, H, W)]``, i.e. ``[L, ab]`` or
         ``[Y, CbCr]``.
+
+    See Also
+    --------
+    rgb_to_lab, rgb_to_ycbcr : The colour conversions.
+    sk_dim.CMCTransformer : Trains one encoder per view (``views="lab"``).
+
+    References
+    ----------
+    .. [1] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
+       arXiv:1906.05849, 2019 (ECCV 2020).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_dim.views import color_views
+    >>> rgb = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    >>> L, ab = color_views(rgb, "lab")
+    >>> tuple(L.shape), tuple(ab.shape)
+    ((4, 1, 8, 8), (4, 2, 8, 8))
+    >>> bool(L.abs().max() <= 1)
+    True
     """
     if kind not in COLOR_VIEW_KINDS:
         raise ValueError(f"kind must be one of {list(COLOR_VIEW_KINDS)}, got {kind!r}")
@@ -287,6 +347,26 @@ def random_resized_crop_flip(
     -------
     Tensor of shape (N, C, out_h, out_w)
         Same dtype and device as ``x``.
+
+    See Also
+    --------
+    random_crop_flip : Pad-and-crop augmentation without resizing.
+
+    References
+    ----------
+    .. [1] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
+       arXiv:1906.05849, 2019 (ECCV 2020).
+    .. [2] C. Szegedy et al., "Going deeper with convolutions", CVPR 2015
+       (the random-resized-crop augmentation).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_dim.views import random_resized_crop_flip
+    >>> x = torch.rand(5, 3, 32, 32)
+    >>> g = torch.Generator().manual_seed(0)
+    >>> random_resized_crop_flip(x, 16, scale=(0.3, 1.0), generator=g).shape
+    torch.Size([5, 3, 16, 16])
     """
     _check_image_batch(x, "x")
     out_h, out_w = _as_size(out_size)
@@ -371,6 +451,24 @@ def random_crop_flip(
     -------
     Tensor of shape (N, C, H, W)
         Same dtype and device as ``x``.
+
+    See Also
+    --------
+    random_resized_crop_flip : Crops of random area and aspect ratio, resized.
+
+    References
+    ----------
+    .. [1] K. He, X. Zhang, S. Ren, J. Sun, "Deep residual learning for image
+       recognition", CVPR 2016 (the padded-crop CIFAR augmentation).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_dim.views import random_crop_flip
+    >>> x = torch.arange(16.0).view(1, 1, 4, 4)
+    >>> out = random_crop_flip(x, 1, generator=torch.Generator().manual_seed(0))
+    >>> out.shape
+    torch.Size([1, 1, 4, 4])
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")

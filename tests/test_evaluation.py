@@ -58,20 +58,20 @@ def assert_same_state(a, b):
 # -- probes -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("layer", "width"), [(None, 512), ("conv", 512), ("fc", 1024), ("y", 8)])
+@pytest.mark.parametrize(("layer", "width"), [(None, 2048), ("conv", 2048), ("fc", 1024), ("y", 8)])
 def test_probe_features_reads_a_layer_without_changing_the_transformer(
     digits, fitted, layer, width
 ):
     Z = probe_features(fitted, digits[0][:10], layer=layer)
     assert Z.shape == (10, width) and Z.dtype == np.float32
-    assert fitted.layer == "conv" and fitted.transform(digits[0][:10]).shape == (10, 512)
+    assert fitted.layer == "conv" and fitted.transform(digits[0][:10]).shape == (10, 2048)
 
 
 def test_probe_features_with_pandas_output(digits):
     dim = DeepInfoMaxTransformer(**FAST).fit(digits[0][:100]).set_output(transform="pandas")
     Z = probe_features(dim, digits[0][:5], layer="y")
     assert isinstance(Z, np.ndarray) and Z.shape == (5, 8)
-    assert dim.transform(digits[0][:5]).shape == (5, 512)  # its feature names are intact
+    assert dim.transform(digits[0][:5]).shape == (5, 2048)  # its feature names are intact
 
 
 def test_linear_probe_on_a_transformer_equals_the_probe_on_its_features(digits, fitted):

@@ -16,6 +16,7 @@ import math
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 LOCAL_CHANNELS = 128
@@ -48,6 +49,24 @@ def unpack(out) -> EncoderOutput:
         "An encoder must return a tuple (local_map, y) or (local_map, fc, y), "
         f"got {type(out).__name__}"
     )
+
+
+def select_layer(out: EncoderOutput, layer: str, pool_size: int) -> Tensor:
+    """Features of one ``layer`` ("conv", "fc" or "y") as (N, D) rows.
+
+    "conv" average-pools the local map to at most ``pool_size`` x
+    ``pool_size``, so its width is ``C_local * min(pool_size, H)
+    * min(pool_size, W)`` whatever the input size.
+    """
+    if layer == "y":
+        return out.y
+    if layer == "fc":
+        if out.fc is None:
+            raise ValueError("layer='fc' needs an encoder that returns (local, fc, y)")
+        return out.fc
+    height, width = out.local.shape[2:]
+    grid = (min(pool_size, height), min(pool_size, width))
+    return F.adaptive_avg_pool2d(out.local, grid).flatten(1)
 
 
 class Standardize(nn.Module):

@@ -1,0 +1,476 @@
+"""Contrastive Multiview Coding as a scikit-learn transformer."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Sequence
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.utils._param_validation import Interval, StrOptions
+from torch import nn
+
+from ._base import BaseSelfSupervised
+from .modules.encoders import ENCODERS, build_encoder, select_layer, unpack
+from .modules.multiview import (
+    CallableViews,
+    ColorViews,
+    ColumnViews,
+    CropViews,
+    MultiviewCoding,
+    check_view,
+)
+from .nce import GRAPHS, LOSS_KINDS, MemoryBank, MultiviewContrast
+
+LAYERS = ("conv", "fc", "embedding")
+NAMED_VIEWS = ("auto", "lab", "ycbcr", "crops", "halves")
+COLOR_KINDS = ("lab", "ycbcr")
+VIEWS_HELP = (
+    "Pass views='crops' (two augmented crops of each image), views='halves' (two "
+    "halves of the columns), a list of column lists, or a list of callables"
+)
+
+
+class CMCTransformer(BaseSelfSupervised):
+    """Contrastive Multiview Coding: learn features shared by several views.
+
+    Each sample is split into V views (e.g. the luminance L and the colour
+    channels ab of an image); each view has its own encoder, whose output y is
+    L2-normalised into an embedding. The encoders are trained so that the
+    embeddings of two views of the same sample score higher than those of
+    different samples. As in the paper, every view keeps a memory bank with
+    one slowly updated (``momentum``) embedding per training sample: view i's
+    embedding is scored (dot product / ``temperature``) against view j's bank
+    entry of the same sample and ``n_negatives`` random entries, with the
+    NCE or the softmax (InfoNCE) loss, in both directions of every pair of
+    views in ``graph``.
+
+    Parameters
+    ----------
+    n_components : int, default=128
+        Size of each view's embedding (the L2-normalised y).
+    views : {"auto", "lab", "ycbcr", "crops", "halves"} or list, default="auto"
+        How samples are split into views.
+
+        - ``"lab"``: RGB images to ``[L (1 channel), ab (2 channels)]`` of
+          CIELAB, the paper's main setting; ``"ycbcr"``: ``[Y, CbCr]``. Pixels
+          may be 0..255 or 0..1 (the scale is learned at fit).
+        - ``"crops"``: two copies of the (standardised) image, each with its
+          own random crop and flip during training and its own encoder.
+        - ``"halves"``: the columns of the (flattened, standardised) input
+          split into two contiguous halves; with a single feature both views
+          are that feature.
+        - a list of column lists, e.g. ``[[0, 1, 2], [3, 4]]``, by position or,
+          when X is a DataFrame, by column name (multi-view tables). A view may
+          also be a single column.
+        - a list of callables, each mapping a float tensor batch
+          ``(N, *input_shape)`` (raw values: uint8 pixels arrive as 0..255) to a
+          view tensor ``(N, F)`` or ``(N, C, H, W)`` on the same device. Each
+          view is standardised with statistics measured at fit. Use
+          module-level functions if the fitted transformer is to be pickled.
+
+        ``"auto"`` is ``"lab"`` for RGB images, ``"crops"`` for other images
+        and ``"halves"`` for feature vectors.
+    loss : {"nce", "softmax"}, default="nce"
+        The paper's noise-contrastive estimation loss (with a normalising
+        constant fixed from the first batch) or the cross-entropy over the
+        positive and the ``n_negatives`` negatives.
+    graph : {"core", "full"}, default="core"
+        Pairs of views contrasted when there are more than two: ``"core"``
+        pairs view 0 with each other view, ``"full"`` every pair.
+    n_negatives : int, default=4096
+        Negatives drawn from the memory bank per embedding. Capped, with a
+        warning, at ``n_samples - 1``.
+    temperature : float, default=0.07
+        Scores are dot products of unit vectors divided by this.
+    momentum : float, default=0.5
+        Memory-bank update: ``new = momentum * old + (1 - momentum) * embedding``,
+        re-normalised.
+    augment : bool, default=True
+        Random resized crops (30% to 100% of the area) and horizontal flips of
+        image views during training (``"lab"``, ``"ycbcr"``, ``"crops"``; one
+        shared crop for colour views), on the model's device. Transform never
+        augments. Column and callable views are not augmented.
+    encoder : {"auto", "conv", "dcgan32", "mlp"}, torch.nn.Module or list, default="auto"
+        Encoder of each view: ``"auto"`` is ``"conv"`` for image views
+        ``(N, C, H, W)`` and ``"mlp"`` for vector views ``(N, F)`` (see
+        :class:`DeepInfoMaxTransformer` for the architectures). A module is
+        deep-copied once per view, so it must accept every view's shape; a
+        list gives one module per view. Modules follow the encoder contract:
+        ``(local_map (N, C, H, W), y (N, D))`` or ``(local_map, fc, y)``.
+    image_shape : "auto", tuple (C, H, W) or None, default="auto"
+        Shape of one image when X is 2-D. ``"auto"`` recognises square
+        grayscale or RGB images at least 8 pixels wide (and takes the shape
+        of 3-D or 4-D arrays); None treats X as feature vectors.
+    layer : {"conv", "fc", "embedding"}, default="conv"
+        Features returned by ``transform``, concatenated over the views: the
+        local feature map average-pooled to a ``pool_size`` x ``pool_size``
+        grid (128 * 4 = 512 features per image view at the default; 512 per
+        vector view, the MLP's first hidden layer), the fully connected layer
+        (1024 per image view, 512 per vector view) or the embedding
+        (``n_components`` per view). The paper probes intermediate layers: a
+        linear classifier does better there, hence the default.
+    view : int or None, default=None
+        Return the features of this view only (0 is L for ``"lab"``), or of all
+        views (None). The number of features is then the per-view width above
+        times the number of views used (e.g. 1024 for ``"lab"`` with
+        ``layer="conv"``).
+    pool_size : int, default=2
+        Side of the grid the local map is pooled to for ``layer="conv"``.
+    keep_memory_bank : bool, default=False
+        The memory banks (``n_views x n_samples x n_components`` floats) and NCE
+        constants are training state and are dropped after fit, so that a
+        persisted transformer stays small. Keep them to continue training
+        through ``net_`` (e.g. ``net_.partial_fit``) or to inspect them
+        (``net_.module_.contrast.bank.memory``).
+    max_epochs : int, default=30
+        Number of passes over the training data.
+    batch_size : int, default=128
+        Mini-batch size (capped at the number of samples).
+    lr : float, default=1e-3
+        Adam learning rate.
+    device : str, default="auto"
+        Torch device; ``"auto"`` uses CUDA when available.
+    on_divergence : {"raise", "keep_last"}, default="raise"
+        When a loss term or a weight becomes NaN or infinite, ``"raise"``
+        stops with a :class:`~sk_dim.nets.TrainingDiverged` error naming the
+        epoch and the term, and leaves the transformer unfitted;
+        ``"keep_last"`` warns and keeps the weights from the end of the last
+        finite epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, the memory bank, negatives, augmentations
+        and shuffling. The same seed gives the same features on CPU.
+    verbose : int, default=0
+        0 is silent, 1 prints a table per epoch, 2 adds a progress bar.
+
+    Attributes
+    ----------
+    net_ : skorch.NeuralNet
+        The trained network; ``net_.module_`` is a
+        :class:`~sk_dim.modules.multiview.MultiviewCoding` (view maker, one
+        encoder per view, and the contrast when ``keep_memory_bank=True``).
+    history_ : pandas.DataFrame
+        One row per epoch: ``train_loss`` (the sum of all terms), one
+        ``contrast_i_j`` column per direction (view i's embeddings scored
+        against view j's memory bank) and ``dur`` (seconds).
+    versions_ : dict
+        Versions of sk_dim, torch and scikit-learn at fit; :func:`sk_dim.load`
+        warns when they differ from the running ones.
+    views_ : str or list
+        The views used: ``"lab"``, ``"ycbcr"`` or ``"crops"``, a list of lists
+        of column positions, or the list of callables.
+    n_views_ : int
+        Number of views.
+    n_negatives_ : int
+        Number of negatives used (``n_negatives`` capped at ``n_samples - 1``).
+    input_shape_ : tuple of int
+        Shape of one sample as seen by the view maker.
+    image_shape_ : tuple of int or None
+        ``(C, H, W)`` when X holds images, else None.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    DeepInfoMaxTransformer : Deep InfoMax, a single-view objective.
+    sklearn.neural_network.BernoulliRBM : A shallow unsupervised feature learner.
+
+    References
+    ----------
+    .. [1] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
+       arXiv:1906.05849, 2019 (ECCV 2020).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_dim import CMCTransformer
+    >>> rgb = np.random.default_rng(0).integers(0, 256, (100, 3 * 16 * 16), dtype=np.uint8)
+    >>> cmc = CMCTransformer(max_epochs=1, random_state=0)
+    >>> cmc.fit_transform(rgb).shape  # L and ab: 512 conv features each
+    (100, 1024)
+    >>> cmc.views_, list(cmc.history_.columns[:3])
+    ('lab', ['train_loss', 'contrast_0_1', 'contrast_1_0'])
+    """
+
+    _parameter_constraints: dict = {
+        **BaseSelfSupervised._parameter_constraints,
+        "views": [StrOptions(set(NAMED_VIEWS)), list, tuple],
+        "loss": [StrOptions(set(LOSS_KINDS))],
+        "graph": [StrOptions(set(GRAPHS))],
+        "n_negatives": [Interval(Integral, 1, None, closed="left")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "augment": ["boolean"],
+        "encoder": [StrOptions(set(ENCODERS)), nn.Module, list, tuple],
+        "layer": [StrOptions(set(LAYERS))],
+        "view": [Interval(Integral, 0, None, closed="left"), None],
+        "pool_size": [Interval(Integral, 1, None, closed="left")],
+        "keep_memory_bank": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        n_components=128,
+        *,
+        views="auto",
+        loss="nce",
+        graph="core",
+        n_negatives=4096,
+        temperature=0.07,
+        momentum=0.5,
+        augment=True,
+        encoder="auto",
+        image_shape="auto",
+        layer="conv",
+        view=None,
+        pool_size=2,
+        keep_memory_bank=False,
+        max_epochs=30,
+        batch_size=128,
+        lr=1e-3,
+        device="auto",
+        on_divergence="raise",
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.views = views
+        self.loss = loss
+        self.graph = graph
+        self.n_negatives = n_negatives
+        self.temperature = temperature
+        self.momentum = momentum
+        self.augment = augment
+        self.encoder = encoder
+        self.image_shape = image_shape
+        self.layer = layer
+        self.view = view
+        self.pool_size = pool_size
+        self.keep_memory_bank = keep_memory_bank
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.device = device
+        self.on_divergence = on_divergence
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- fit ------------------------------------------------------------------
+    def fit(self, X, y=None):
+        """Train one encoder per view on X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, C, H, W)
+            Training data: flattened images (with ``image_shape``), 4-D image
+            arrays, DataFrames, or feature vectors. uint8 pixels and floats
+            both work.
+        y : None
+            Ignored; present for Pipeline compatibility.
+
+        Returns
+        -------
+        self : object
+            The fitted transformer.
+        """
+        super().fit(X, y)
+        if not self.keep_memory_bank:
+            self.net_.module_.drop_contrast()
+        return self
+
+    def _check_params(self, input_shape, n_samples):
+        self.views_ = self._resolve_views(input_shape)
+        self.n_views_ = 2 if isinstance(self.views_, str) else len(self.views_)
+        if self.view is not None and self.view >= self.n_views_:
+            raise ValueError(f"view={self.view} is out of range: there are {self.n_views_} views")
+        self.n_negatives_ = min(self.n_negatives, n_samples - 1)
+        if self.n_negatives_ < self.n_negatives:
+            warnings.warn(
+                f"n_negatives={self.n_negatives} is not below the number of samples "
+                f"({n_samples}); using n_negatives={self.n_negatives_}",
+                UserWarning,
+                stacklevel=4,
+            )
+
+    def _resolve_views(self, input_shape):
+        is_image = len(input_shape) == 3
+        views = self.views
+        if isinstance(views, str):
+            if views == "auto" and is_image:
+                views = "lab" if input_shape[0] == 3 else "crops"
+            if views in COLOR_KINDS:
+                if not is_image or input_shape[0] != 3:
+                    got = f"images of shape {input_shape}" if is_image else "feature vectors"
+                    raise ValueError(
+                        f"views={views!r} needs RGB images (3 channels), got {got}. "
+                        f"{VIEWS_HELP}; set image_shape=(3, H, W) for flattened RGB images."
+                    )
+                return views
+            if views == "crops":
+                if not is_image:
+                    raise ValueError(
+                        "views='crops' needs images, got feature vectors; set "
+                        f"image_shape=(C, H, W). {VIEWS_HELP}."
+                    )
+                return views
+            n_features = int(np.prod(input_shape))
+            half = max(1, n_features // 2)
+            if n_features == 1:
+                return [[0], [0]]
+            return [list(range(half)), list(range(half, n_features))]
+        return self._resolve_view_list(list(views), int(np.prod(input_shape)))
+
+    def _resolve_view_list(self, views: list, n_features: int):
+        if len(views) < 2:
+            raise ValueError(f"views needs at least 2 views, got {len(views)}")
+        if all(callable(v) for v in views):
+            return views
+        if any(callable(v) for v in views):
+            raise ValueError("views mixes callables and column lists; use one kind")
+        names = getattr(self, "feature_names_in_", None)
+        lookup = {} if names is None else {str(n): i for i, n in enumerate(names)}
+        resolved = []
+        for v, cols in enumerate(views):
+            if isinstance(cols, str | Integral | np.integer):
+                cols = [cols]
+            cols = list(np.asarray(cols).ravel()) if not isinstance(cols, list) else cols
+            if not cols:
+                raise ValueError(f"view {v} of views has no columns")
+            positions = []
+            for col in cols:
+                if isinstance(col, str | np.str_):
+                    if names is None:
+                        raise ValueError(
+                            f"views names column {col!r}, but X has no column names; pass "
+                            "a DataFrame with string column names, or column positions"
+                        )
+                    if str(col) not in lookup:
+                        raise ValueError(f"views names column {col!r}, which is not in X")
+                    positions.append(lookup[str(col)])
+                elif isinstance(col, Integral | np.integer) and not isinstance(col, bool):
+                    if not -n_features <= col < n_features:
+                        raise ValueError(
+                            f"views: column index {col} of view {v} is out of range for "
+                            f"X with {n_features} features"
+                        )
+                    positions.append(int(col) % n_features)
+                else:
+                    raise ValueError(
+                        f"views must be a list of column lists (ints or names) or of "
+                        f"callables; view {v} holds {col!r}"
+                    )
+            resolved.append(positions)
+        return resolved
+
+    def _build_module(self, X, input_shape):
+        maker = self._view_maker(X, input_shape)
+        maker.eval()
+        probe = torch.as_tensor(np.array(X[:2])).view(-1, *input_shape)
+        with torch.no_grad():
+            shapes = [tuple(check_view(v, i, 2).shape[1:]) for i, v in enumerate(maker(probe))]
+        if len(shapes) != self.n_views_:
+            raise ValueError(f"the views gave {len(shapes)} views, expected {self.n_views_}")
+        maker.train()
+        encoders = [self._build_encoder(v, shape) for v, shape in enumerate(shapes)]
+        dims = {_output_dim(enc, shape) for enc, shape in zip(encoders, shapes, strict=True)}
+        if len(dims) != 1:
+            raise ValueError(f"the view encoders return y of different sizes {sorted(dims)}")
+        bank = MemoryBank(len(X), dims.pop(), self.n_views_, momentum=self.momentum)
+        contrast = MultiviewContrast(
+            bank,
+            self.n_negatives_,
+            temperature=self.temperature,
+            loss=self.loss,
+            graph=self.graph,
+        )
+        return MultiviewCoding(maker, encoders, contrast)
+
+    def _view_maker(self, X, input_shape) -> nn.Module:
+        views = self.views_
+        if views in COLOR_KINDS:
+            low, high = float(X.min()), float(X.max())
+            if low < 0 or high > 255:
+                raise ValueError(
+                    f"views={views!r} needs RGB pixels in [0, 1] or [0, 255], got values in "
+                    f"[{low:g}, {high:g}]"
+                )
+            scale = 1.0 / 255 if X.dtype == np.uint8 or high > 1 else 1.0
+            return ColorViews(views, scale, augment=self.augment)
+        if views == "crops":
+            return CropViews(*self._scaling(X), n_views=2, augment=self.augment)
+        if callable(views[0]):
+            means, stds = _callable_view_stats(views, X, input_shape)
+            return CallableViews(views, means, stds)
+        return ColumnViews(*self._scaling(X, per_feature=True), views)
+
+    def _build_encoder(self, v, shape):
+        encoder = self.encoder
+        if isinstance(encoder, list | tuple):
+            if len(encoder) != self.n_views_:
+                raise ValueError(
+                    f"encoder is a list of {len(encoder)} modules, expected one per view "
+                    f"({self.n_views_})"
+                )
+            if not isinstance(encoder[v], nn.Module):
+                raise TypeError(f"encoder[{v}] must be a torch.nn.Module")
+            return copy.deepcopy(encoder[v])
+        if isinstance(encoder, nn.Module):
+            return copy.deepcopy(encoder)
+        if encoder in ("conv", "dcgan32") and len(shape) != 3:
+            raise ValueError(
+                f"encoder={encoder!r} needs image views, but view {v} has shape {shape}"
+            )
+        return build_encoder(encoder, shape, self.n_components)
+
+    # -- transform ------------------------------------------------------------
+    def _features(self, module, x):
+        if self.view is not None and self.view >= module.n_views:
+            raise ValueError(f"view={self.view} is out of range: there are {module.n_views} views")
+        chosen = None if self.view is None else [self.view]
+        features = []
+        for out in module.encode(x, chosen):
+            if self.layer == "embedding":
+                features.append(module.embedding(out))
+            else:
+                features.append(select_layer(out, self.layer, self.pool_size))
+        return torch.cat(features, dim=1)
+
+
+def _output_dim(encoder: nn.Module, shape) -> int:
+    was_training = encoder.training
+    encoder.eval()
+    with torch.no_grad():
+        out = unpack(encoder(torch.zeros(2, *shape)))
+    encoder.train(was_training)
+    return out.y.shape[1]
+
+
+@torch.no_grad()
+def _callable_view_stats(functions: Sequence, X: np.ndarray, input_shape, chunk: int = 1024):
+    """Per-channel (4-D views) or per-feature (2-D views) mean and std of each view on X."""
+    sums = [0.0] * len(functions)
+    squares = [0.0] * len(functions)
+    counts = [0] * len(functions)
+    shapes = [None] * len(functions)
+    for start in range(0, len(X), chunk):
+        x = torch.as_tensor(np.asarray(X[start : start + chunk], dtype=np.float32))
+        x = x.view(-1, *input_shape)
+        for v, fn in enumerate(functions):
+            out = check_view(fn(x), v, len(x)).double()
+            dims = (0, 2, 3) if out.dim() == 4 else (0,)
+            sums[v] = sums[v] + out.sum(dims)
+            squares[v] = squares[v] + (out * out).sum(dims)
+            counts[v] += out.numel() // out.shape[1]  # N (2-D) or N*H*W (4-D)
+            shapes[v] = (1, -1, 1, 1) if out.dim() == 4 else (1, -1)
+    means, stds = [], []
+    for s, q, n, shape in zip(sums, squares, counts, shapes, strict=True):
+        mean = s / n
+        std = (q / n - mean * mean).clamp(min=0).sqrt()
+        std = torch.where(std > 1e-8 * max(1.0, mean.abs().max().item()), std, 1.0)
+        means.append(mean.view(shape))
+        stds.append(std.view(shape))
+    return means, stds

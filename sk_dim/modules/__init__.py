@@ -1,0 +1,1 @@
+"""Torch building blocks: encoders, critics, prior, and the training objectives."""

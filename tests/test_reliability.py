@@ -1,0 +1,230 @@
+"""Divergence, interruption, determinism, memory-mapped input and small reprs."""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+
+from sk_dim import DeepInfoMaxTransformer
+from sk_dim._base import _as_tensor
+from sk_dim.cmc import CMCTransformer
+from sk_dim.nets import TrainingDiverged
+
+pytestmark = pytest.mark.filterwarnings("ignore:n_negatives=:UserWarning")
+
+FAST = dict(n_components=8, max_epochs=3, batch_size=16, random_state=0)
+ESTIMATORS = {"dim": DeepInfoMaxTransformer, "cmc": CMCTransformer}
+BATCHES_PER_EPOCH = 4  # 64 samples in batches of 16
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, _ = load_digits(return_X_y=True)
+    return X[:64]
+
+
+class TinyEncoder(nn.Module):
+    """A user's encoder: returns (local map, y); counts its training calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.head = nn.Linear(8 * 64, 5)
+        self.calls = 0
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+            self.on_training_call()
+        local = torch.relu(self.conv(x))
+        return local, self.head(local.flatten(1))
+
+    def on_training_call(self):
+        pass
+
+
+class NaNEncoder(TinyEncoder):
+    def forward(self, x):
+        local, y = super().forward(x)
+        return local, y * float("nan")
+
+
+class BlowsUpInEpoch2(TinyEncoder):
+    """Finite in epoch 1; its weights become infinite in the first step of epoch 2."""
+
+    def on_training_call(self):
+        if self.calls == BATCHES_PER_EPOCH + 1:
+            with torch.no_grad():
+                self.head.weight.fill_(float("inf"))
+
+
+class InterruptsInEpoch2(TinyEncoder):
+    def on_training_call(self):
+        if self.calls == BATCHES_PER_EPOCH + 2:
+            raise KeyboardInterrupt
+
+
+class CtrlCInEpoch2(TinyEncoder):
+    def on_training_call(self):
+        if self.calls == BATCHES_PER_EPOCH + 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def _twin(cls):
+    """An encoder of class cls with the weights of a fresh seeded TinyEncoder."""
+    torch.manual_seed(0)
+    base = TinyEncoder()
+    twin = cls()
+    twin.load_state_dict(base.state_dict())
+    return twin
+
+
+# -- divergence -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_divergence_names_the_epoch_and_term_and_leaves_unfitted(digits, name):
+    est = ESTIMATORS[name](encoder=NaNEncoder(), **FAST)
+    with pytest.raises(TrainingDiverged, match="epoch 1: the '.*' term became nan") as info:
+        est.fit(digits)
+    assert info.value.epoch == 1 and isinstance(info.value, FloatingPointError)
+    assert not hasattr(est, "net_")
+
+
+def test_huge_learning_rate_diverges(digits):
+    est = DeepInfoMaxTransformer(**{**FAST, "lr": 1e8})
+    with pytest.raises(TrainingDiverged, match=r"epoch 1: .*Lower lr"):
+        est.fit(digits)
+    assert not hasattr(est, "net_")
+    # keep_last has no finite epoch to fall back on: it raises too.
+    with pytest.raises(TrainingDiverged, match="epoch 1"):
+        DeepInfoMaxTransformer(**{**FAST, "lr": 1e8}, on_divergence="keep_last").fit(digits)
+
+
+def test_keep_last_restores_the_last_finite_epoch(digits):
+    with pytest.raises(TrainingDiverged, match="epoch 2: the .* became nan"):
+        DeepInfoMaxTransformer(encoder=_twin(BlowsUpInEpoch2), **FAST).fit(digits)
+
+    with pytest.warns(UserWarning, match="epoch 2.*keeping the weights from the end of epoch 1"):
+        kept = DeepInfoMaxTransformer(
+            encoder=_twin(BlowsUpInEpoch2), on_divergence="keep_last", **FAST
+        ).fit(digits)
+    assert list(kept.history_.index) == [1]
+    assert not hasattr(kept.net_, "last_finite_state_")
+    one_epoch = DeepInfoMaxTransformer(encoder=_twin(TinyEncoder), **{**FAST, "max_epochs": 1})
+    np.testing.assert_array_equal(kept.transform(digits), one_epoch.fit(digits).transform(digits))
+
+
+# -- interruption ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_keyboard_interrupt_leaves_a_usable_transformer(digits, name):
+    est = ESTIMATORS[name](encoder=InterruptsInEpoch2(), **FAST)
+    with pytest.warns(UserWarning, match="interrupted .*during epoch 2 of 3"):
+        est.fit(digits)
+    assert list(est.history_.index) == [1]
+    Z = est.transform(digits)
+    assert len(Z) == 64 and np.isfinite(Z).all()
+    assert est.net_.interrupted_ == 2
+
+
+def test_ctrl_c_stops_at_the_end_of_the_batch(digits, monkeypatch):
+    # Test runners may ignore SIGINT in workers: restore Python's default here.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        est = DeepInfoMaxTransformer(encoder=CtrlCInEpoch2(), **FAST)
+        with pytest.warns(UserWarning, match="interrupted .*during epoch 2"):
+            est.fit(digits)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    # The batch that saw Ctrl-C finished (its step ran), and no other began.
+    encoder = est.net_.module_.encoder[1]
+    assert encoder.calls == BATCHES_PER_EPOCH + 2
+    assert np.isfinite(est.transform(digits)).all()
+
+
+# -- determinism ----------------------------------------------------------------------
+
+SCRIPT = textwrap.dedent(
+    """
+    import hashlib, torch
+    torch.set_num_threads(1)
+    from sklearn.datasets import load_digits
+    from sk_dim import DeepInfoMaxTransformer
+    from sk_dim.cmc import CMCTransformer
+    X = load_digits().data[:64]
+    for cls in (DeepInfoMaxTransformer, CMCTransformer):
+        Z = cls(n_components=8, max_epochs=2, batch_size=16, random_state=0).fit_transform(X)
+        print(hashlib.sha256(Z.tobytes()).hexdigest())
+    """
+)
+
+
+def test_same_seed_same_embeddings_across_fits_and_processes(digits):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the subprocess: reductions depend on threads
+    try:
+        hashes = []
+        for cls in ESTIMATORS.values():
+            params = dict(n_components=8, max_epochs=2, batch_size=16, random_state=0)
+            a = cls(**params).fit_transform(digits)
+            b = cls(**params).fit_transform(digits)
+            np.testing.assert_array_equal(a, b)
+            hashes.append(hashlib.sha256(a.tobytes()).hexdigest())
+    finally:
+        torch.set_num_threads(threads)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True, timeout=300
+    ).stdout.split()
+    assert out == hashes
+
+
+# -- memory ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.uint8])
+def test_memory_mapped_input(digits, tmp_path, dtype):
+    X = digits.astype(dtype)
+    joblib.dump(X, tmp_path / "X.joblib")
+    X_mmap = joblib.load(tmp_path / "X.joblib", mmap_mode="r")
+    assert isinstance(X_mmap, np.memmap) and not X_mmap.flags.writeable
+    params = dict(n_components=8, max_epochs=1, batch_size=16, random_state=0)
+    in_memory = DeepInfoMaxTransformer(**params).fit(X)
+    mapped = DeepInfoMaxTransformer(**params).fit(X_mmap)
+    np.testing.assert_array_equal(mapped.transform(X_mmap), in_memory.transform(X))
+    raw = np.memmap(tmp_path / "X.dat", dtype=dtype, mode="w+", shape=X.shape)
+    raw[:] = X
+    np.testing.assert_array_equal(mapped.transform(raw), in_memory.transform(X))
+
+
+def test_float32_input_is_not_copied():
+    X = np.zeros((10, 64), dtype=np.float32)
+    assert _as_tensor(X, (1, 8, 8)).data_ptr() == X.ctypes.data
+    X64 = X.astype(np.float64)  # float64 costs exactly one float32 copy
+    assert _as_tensor(X64, (1, 8, 8)).dtype == torch.float32
+
+
+# -- reprs ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_fitted_reprs_are_small_and_fast(digits, name):
+    est = ESTIMATORS[name](**{**FAST, "max_epochs": 1}).fit(digits)
+    start = time.perf_counter()
+    text, html = repr(est), est._repr_html_()
+    assert time.perf_counter() - start < 2.0
+    assert len(text) < 300 and "tensor" not in text
+    assert len(html) < 100_000 and "tensor(" not in html
+    assert not any(isinstance(v, torch.Tensor) for v in est.get_params().values())
