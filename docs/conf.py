@@ -6,7 +6,6 @@ gallery examples use scikit-learn's bundled digits or synthetic images.
 """
 
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -92,27 +91,3 @@ html_theme_options = {
 }
 html_sidebars = {"install": [], "quickstart": [], "index": []}
 html_context = {"default_mode": "light"}
-
-
-# -- Docstring touch-ups -----------------------------------------------------
-# Two docstring idioms that are fine as text but not as reStructuredText, fixed
-# at build time so the sources can stay as they are:
-# - shapes such as ``(n_features_in_,)`` in a parameter or attribute type: the
-#   trailing underscore would make ``n_features_in_`` a hyperlink reference;
-# - ". " inside an inline literal of the first line, which autosummary takes
-#   for the end of the summary sentence (``g(x) . h(y)`` -> ``g(x) @ h(y)``).
-_TRAILING_UNDERSCORE = re.compile(r"(?<=[\s(,])(\w+)_(?=[,)])")
-_LITERAL = re.compile(r"``[^`]*``")
-
-
-def _fix_docstring(app, what, name, obj, options, lines):
-    for i, line in enumerate(lines):
-        if "``" not in line and " : " in line:
-            lines[i] = _TRAILING_UNDERSCORE.sub(r"\1\\_", line)
-    if lines:
-        lines[0] = _LITERAL.sub(lambda m: m.group(0).replace(" . ", " @ "), lines[0])
-
-
-def setup(app):
-    # Before numpydoc (priority 500) turns the sections into reST.
-    app.connect("autodoc-process-docstring", _fix_docstring, priority=400)

@@ -71,6 +71,16 @@ def probe_features(transformer, X, *, layer: str | None = None) -> np.ndarray:
         The features, as a plain array even when the transformer is set to
         output DataFrames.
 
+    See Also
+    --------
+    linear_probe : Linear SVM accuracy on these features.
+    nonlinear_probe : MLP probe accuracy on these features.
+
+    References
+    ----------
+    .. [1] R. D. Hjelm et al., "Learning deep representations by mutual
+       information estimation and maximization", ICLR 2019, section 4.1.
+
     Examples
     --------
     >>> from sklearn.datasets import load_digits
@@ -206,6 +216,11 @@ def nonlinear_probe(
     --------
     MLPProbe : The probe.
     linear_probe : The linear evaluation.
+
+    References
+    ----------
+    .. [1] R. D. Hjelm et al., "Learning deep representations by mutual
+       information estimation and maximization", ICLR 2019, section 4.1.
 
     Examples
     --------
@@ -377,7 +392,7 @@ class MLPProbe(_TorchClassifier):
         Resolved device.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Names of features seen during fit, when X has string column names.
 
     See Also
@@ -698,6 +713,13 @@ def semi_supervised_finetune(transformer, X_labelled, y_labelled, **params):
     --------
     FineTunedClassifier : The classifier returned.
 
+    References
+    ----------
+    .. [1] R. D. Hjelm et al., "Learning deep representations by mutual
+       information estimation and maximization", ICLR 2019, section 4.1.
+    .. [2] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
+       2019.
+
     Examples
     --------
     >>> from sklearn.datasets import load_digits
@@ -861,6 +883,16 @@ def shuffle_factors(Z: Tensor, generator: torch.Generator | None = None) -> Tens
     -------
     Z_shuffled : Tensor of shape (n_samples, n_factors)
         Each column holds the same values as in Z, in a new order.
+
+    See Also
+    --------
+    neural_dependency_measure : Uses these shuffles as negative samples.
+
+    References
+    ----------
+    .. [1] R. D. Hjelm et al., "Learning deep representations by mutual
+       information estimation and maximization", ICLR 2019, section 4.1.
+    .. [2] H. Kim, A. Mnih, "Disentangling by Factorising", ICML 2018.
 
     Examples
     --------

@@ -47,6 +47,35 @@ class ConcatCritic(nn.Module):
         Width of the hidden layers.
     n_layers : int, default=2
         Number of hidden layers (ReLU).
+
+    Attributes
+    ----------
+    net : torch.nn.Sequential
+        The MLP from ``x_dim + y_dim`` inputs to one score.
+
+    See Also
+    --------
+    SeparableCritic : A cheaper critic for all-pairs score matrices.
+    mutual_information : Trains a critic and reports an MI bound.
+
+    References
+    ----------
+    .. [1] M. I. Belghazi et al., "Mutual Information Neural Estimation",
+       ICML 2018.
+    .. [2] R. D. Hjelm et al., "Learning deep representations by mutual
+       information estimation and maximization", ICLR 2019.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from sk_dim.mi_estimation import ConcatCritic
+    >>> rng = np.random.default_rng(0)
+    >>> x = torch.as_tensor(rng.standard_normal((40, 3)), dtype=torch.float32)
+    >>> y = torch.as_tensor(rng.standard_normal((40, 2)), dtype=torch.float32)
+    >>> critic = ConcatCritic(3, 2, hidden_units=8)
+    >>> critic(x, y).shape, critic.scores(x, y).shape
+    (torch.Size([40]), torch.Size([40, 40]))
     """
 
     def __init__(self, x_dim: int, y_dim: int, hidden_units: int = 64, n_layers: int = 2):
@@ -65,7 +94,7 @@ class ConcatCritic(nn.Module):
 
 
 class SeparableCritic(nn.Module):
-    """Separable critic ``T(x, y) = g(x) . h(y)`` (as in CPC and CMC).
+    """Separable critic ``T(x, y) = g(x) @ h(y)`` (as in CPC and CMC).
 
     Each sample is embedded once, so an ``N x N`` score matrix costs ``2N``
     network evaluations and one matrix product: much cheaper than
@@ -80,6 +109,39 @@ class SeparableCritic(nn.Module):
         Width of the hidden layers and of the embeddings.
     n_layers : int, default=2
         Number of hidden layers (ReLU) of each embedding network.
+
+    Attributes
+    ----------
+    g : torch.nn.Sequential
+        Embedding network of x, from ``x_dim`` to ``hidden_units``.
+    h : torch.nn.Sequential
+        Embedding network of y, from ``y_dim`` to ``hidden_units``.
+
+    See Also
+    --------
+    ConcatCritic : MINE's more flexible, costlier critic.
+    mutual_information : Trains a critic and reports an MI bound.
+
+    References
+    ----------
+    .. [1] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
+       2019.
+    .. [2] R. D. Hjelm et al., "Learning deep representations by mutual
+       information estimation and maximization", ICLR 2019.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from sk_dim.mi_estimation import SeparableCritic
+    >>> rng = np.random.default_rng(0)
+    >>> x = torch.as_tensor(rng.standard_normal((40, 3)), dtype=torch.float32)
+    >>> y = torch.as_tensor(rng.standard_normal((40, 2)), dtype=torch.float32)
+    >>> critic = SeparableCritic(3, 2, hidden_units=8)
+    >>> critic(x, y).shape, critic.scores(x, y).shape
+    (torch.Size([40]), torch.Size([40, 40]))
+    >>> torch.allclose(critic.scores(x, y).diagonal(), critic(x, y), atol=1e-5)
+    True
     """
 
     def __init__(self, x_dim: int, y_dim: int, hidden_units: int = 64, n_layers: int = 2):
@@ -150,7 +212,7 @@ def mutual_information(
         Objective to train the critic with and bound to report (see above).
     critic : {"auto", "concat", "separable"}, default="auto"
         ``"concat"`` scores ``MLP([x, y])`` (:class:`ConcatCritic`, MINE's
-        statistics network); ``"separable"`` scores ``g(x) . h(y)``
+        statistics network); ``"separable"`` scores ``g(x) @ h(y)``
         (:class:`SeparableCritic`). ``"auto"`` is ``"concat"`` for
         ``"mine"``, which scores ``2 * batch_size`` pairs per batch, and
         ``"separable"`` for the others, which score all ``batch_size**2``

@@ -34,7 +34,44 @@ from torch import Tensor
 class TrainingDiverged(FloatingPointError):
     """A loss term or a weight became NaN or infinite during training.
 
-    ``epoch`` is the 1-based epoch and ``term`` the loss term (or ``"weights"``).
+    Parameters
+    ----------
+    message : str
+        The error message.
+    epoch : int
+        The 1-based epoch in which training diverged.
+    term : str
+        The loss term that became NaN or infinite, or ``"weights"`` when a
+        weight did.
+
+    Attributes
+    ----------
+    epoch : int
+        The 1-based epoch in which training diverged.
+    term : str
+        The loss term that diverged, or ``"weights"``.
+
+    See Also
+    --------
+    sk_dim.DeepInfoMaxTransformer : Raises it unless
+        ``on_divergence="keep_last"``.
+    sk_dim.CMCTransformer : Likewise.
+
+    References
+    ----------
+    .. [1] R. D. Hjelm et al., "Learning deep representations by mutual
+       information estimation and maximization", ICLR 2019.
+    .. [2] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
+       2019.
+
+    Examples
+    --------
+    >>> from sk_dim.nets import TrainingDiverged
+    >>> exc = TrainingDiverged("Training diverged at epoch 3", epoch=3, term="loss")
+    >>> exc.epoch, exc.term
+    (3, 'loss')
+    >>> isinstance(exc, FloatingPointError)
+    True
     """
 
     def __init__(self, message: str, *, epoch: int, term: str) -> None:

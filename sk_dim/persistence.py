@@ -48,7 +48,46 @@ _REBUILT = {"net_", "history_"}
 
 
 class UnsafeToSaveError(TypeError):
-    """A parameter or fitted attribute cannot be stored as JSON."""
+    """A parameter or fitted attribute cannot be stored as JSON.
+
+    Raised by :func:`save` (it is a ``TypeError``) for a user's
+    ``torch.nn.Module`` encoder, callable views, a ``RandomState`` or any
+    other value that is not a string, number, None, or a list, tuple, dict
+    or array of them. Such transformers can be saved with joblib, whose
+    files run code when loaded.
+
+    Parameters
+    ----------
+    *args
+        The error message, as for any exception.
+
+    See Also
+    --------
+    save : Raises it.
+    joblib.dump : Saves any transformer, as a pickle.
+
+    References
+    ----------
+    .. [1] R. D. Hjelm et al., "Learning deep representations by mutual
+       information estimation and maximization", ICLR 2019.
+    .. [2] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
+       2019.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
+    >>> from sk_dim import DeepInfoMaxTransformer
+    >>> from sk_dim.persistence import UnsafeToSaveError, save
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> rs = np.random.RandomState(0)
+    >>> dim = DeepInfoMaxTransformer(max_epochs=1, batch_size=32, random_state=rs).fit(X[:100])
+    >>> try:
+    ...     save(dim, "never-written.skdim")
+    ... except UnsafeToSaveError as exc:
+    ...     print(type(exc).__name__, isinstance(exc, TypeError))
+    UnsafeToSaveError True
+    """
 
 
 def _classes() -> dict[str, type]:
@@ -141,11 +180,24 @@ def save(estimator, path) -> None:
     sklearn.exceptions.NotFittedError
         If the transformer is not fitted.
 
+    See Also
+    --------
+    load : Read the file back.
+    UnsafeToSaveError : Raised for parameters that are not JSON.
+    joblib.dump : Saves any transformer, as a pickle.
+
     Notes
     -----
     Only what ``transform`` needs is saved: CMC's memory bank (training
     state, kept with ``keep_memory_bank=True``) is left out with a warning;
     joblib keeps it. The optimizer state is not saved either.
+
+    References
+    ----------
+    .. [1] R. D. Hjelm et al., "Learning deep representations by mutual
+       information estimation and maximization", ICLR 2019.
+    .. [2] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
+       2019.
 
     Examples
     --------
@@ -234,6 +286,33 @@ def load(path, *, device: str | None = None):
     UserWarning
         If the file was written with other versions of sk_dim, torch or
         scikit-learn than the running ones.
+
+    See Also
+    --------
+    save : Write the file.
+    joblib.load : Loads pickles (runs code from the file).
+
+    References
+    ----------
+    .. [1] R. D. Hjelm et al., "Learning deep representations by mutual
+       information estimation and maximization", ICLR 2019.
+    .. [2] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
+       2019.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn.datasets import load_digits
+    >>> from sk_dim import DeepInfoMaxTransformer
+    >>> from sk_dim.persistence import load, save
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> dim = DeepInfoMaxTransformer(max_epochs=1, batch_size=32, random_state=0).fit(X[:100])
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "dim.skdim")
+    ...     save(dim, path)
+    ...     loaded = load(path)
+    >>> loaded.transform(X[:5]).shape == dim.transform(X[:5]).shape
+    True
     """
     metadata, state = _read(path)
     cls = _classes()[metadata["class"]]
