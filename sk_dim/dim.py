@@ -78,7 +78,7 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         linear SVM on DIM(L): conv 63.3, fc 54.1, y 49.6), hence the default.
     pool_size : int, default=4
         Side of the grid the local map is pooled to for ``layer="conv"``.
-    max_epochs : int, default=20
+    max_epochs : int, default=12
         Number of passes over the training data.
     batch_size : int, default=64
         Mini-batch size. Each sample is contrasted against the
@@ -171,7 +171,7 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         image_shape="auto",
         layer="conv",
         pool_size=4,
-        max_epochs=20,
+        max_epochs=12,
         batch_size=64,
         lr=1e-3,
         device="auto",

@@ -62,7 +62,7 @@ class DotLocalCritic(nn.Module):
     all N*N*L pairs costs a single batched matrix product.
     """
 
-    def __init__(self, local_channels: int, n_components: int, n_units: int = 256) -> None:
+    def __init__(self, local_channels: int, n_components: int, n_units: int = 128) -> None:
         super().__init__()
         self.embed_local = Residual1x1(local_channels, n_units)
         self.embed_global = ResidualMLP(n_components, n_units)
@@ -86,7 +86,7 @@ class ConcatLocalCritic(nn.Module):
     critic slow and memory hungry compared with :class:`DotLocalCritic`.
     """
 
-    def __init__(self, local_channels: int, n_components: int, n_units: int = 256) -> None:
+    def __init__(self, local_channels: int, n_components: int, n_units: int = 128) -> None:
         super().__init__()
         self.from_local = nn.Conv1d(local_channels, n_units, 1)
         self.from_global = nn.Linear(n_components, n_units, bias=False)
@@ -114,16 +114,18 @@ class GlobalCritic(nn.Module):
     """
 
     def __init__(
-        self, local_shape: tuple[int, int, int], n_components: int, n_units: int = 256
+        self, local_shape: tuple[int, int, int], n_components: int, n_units: int = 128
     ) -> None:
         super().__init__()
         channels, height, width = local_shape
+        # A 1x1 reduction keeps the flattened map small: the global critic only
+        # needs a summary of M, and its cost should not rival the encoder's.
         self.reduce = nn.Sequential(
-            nn.Conv2d(channels, 64, 3, padding=1, bias=False),
-            nn.BatchNorm2d(64),
+            nn.Conv2d(channels, 32, 1, bias=False),
+            nn.BatchNorm2d(32),
             nn.ReLU(inplace=True),
         )
-        self.embed_local = ResidualMLP(64 * height * width, n_units)
+        self.embed_local = ResidualMLP(32 * height * width, n_units)
         self.embed_global = ResidualMLP(n_components, n_units)
         self.scale = math.sqrt(n_units)
 
