@@ -90,7 +90,7 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self.input_shape_ = input_shape
         self.image_shape_ = input_shape if len(input_shape) == 3 else None
 
-        on_divergence = getattr(self, "on_divergence", "raise")
+        on_divergence = self.on_divergence
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         data = _as_tensor(X, input_shape)
         with seeded(seed, device):

@@ -22,17 +22,11 @@ from sk_dim.nce import MemoryBank, MultiviewContrast
 FAST = dict(n_components=16, max_epochs=2, batch_size=32, random_state=0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Small batches: one thread is as fast, and much faster when the cores are shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # Small test sets are below the default n_negatives; test_negatives_cap checks the warning.
-pytestmark = pytest.mark.filterwarnings("ignore:n_negatives=:UserWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:n_negatives=:UserWarning"),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 
 @pytest.fixture(scope="module")

@@ -20,15 +20,7 @@ from sk_dim.evaluation import (
     shuffle_factors,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These networks are tiny: a second thread only adds synchronisation, which
-    costs a lot on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 FAST = dict(n_components=8, max_epochs=2, batch_size=32, random_state=0)

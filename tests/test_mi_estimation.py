@@ -11,15 +11,7 @@ from sk_dim.mi_estimation import (
     mutual_information,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These networks are tiny: a second thread only adds synchronisation, which
-    costs a lot on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def correlated_gaussians(d: int, rho: float, n: int, seed: int = 0):
