@@ -13,7 +13,7 @@ dimension, N number of training samples, V number of views.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -101,9 +101,9 @@ class MemoryBank(nn.Module):
     >>> bank = MemoryBank(n_samples=10, dim=4, generator=torch.Generator().manual_seed(0))
     >>> bank.memory.shape
     torch.Size([2, 10, 4])
-    >>> idx = bank.sample_negatives(torch.tensor([3, 7]), k=5)
-    >>> idx.shape, idx[:, 0].tolist()
-    (torch.Size([2, 6]), [3, 7])
+    >>> noise = bank.sample_negatives(k=5)
+    >>> noise.shape, bank.weights(0, noise).shape
+    (torch.Size([5]), torch.Size([5, 4]))
     >>> bank.update(0, torch.tensor([3]), torch.ones(1, 4))
     >>> round(bank.memory[0, 3].norm().item(), 4)  # entries stay unit length
     1.0
@@ -156,28 +156,32 @@ class MemoryBank(nn.Module):
         return self.memory.shape[2]
 
     def sample_negatives(
-        self, index: torch.Tensor, k: int, generator: torch.Generator | None = None
+        self,
+        k: int,
+        *,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
     ) -> torch.LongTensor:
-        """Indices (B, K+1): column 0 is each sample's own index, columns 1..K are noise.
+        """Indices (K,) of ``k`` bank rows drawn uniformly with replacement.
 
-        The official code draws noise with an alias table built on uniform probabilities,
-        which is exactly uniform sampling with replacement; ``torch.randint`` does the same.
-        A negative may thus coincide with the positive, as in the paper's code.
+        The official code draws K noise indices per positive with an alias table built on
+        uniform probabilities, i.e. uniform sampling with replacement. Here one draw of K
+        is shared by every positive of the batch (as MoCo's queue is): each positive still
+        meets K uniform negatives, so the loss and its gradient keep their expectation,
+        but the bank is read K times per batch instead of B x K times, which made the
+        gather and the scoring cost more than the encoders. A negative may coincide with
+        a positive, as in the paper's code.
         """
         _check_n_negatives(k, self.n_samples)
-        index = index.reshape(-1)  # (B,)
         # Draw on the generator's device (randint requires it), then move to the batch's.
-        device = generator.device if generator is not None else index.device
-        noise = torch.randint(
-            self.n_samples, (index.shape[0], k), generator=generator, device=device
-        ).to(index.device)  # (B, K)
-        return torch.cat([index.long().unsqueeze(1), noise], dim=1)  # (B, K+1)
+        draw_device = generator.device if generator is not None else device
+        noise = torch.randint(self.n_samples, (k,), generator=generator, device=draw_device)
+        return noise.to(device) if device is not None else noise  # (K,)
 
     def weights(self, view: int, idx: torch.Tensor) -> torch.Tensor:
-        """Bank rows (B, K+1, D) of ``view`` at ``idx`` (B, K+1), cut from the graph."""
-        batch, k1 = idx.shape
-        rows = torch.index_select(self.memory[view], 0, idx.reshape(-1))  # (B*(K+1), D)
-        return rows.view(batch, k1, self.dim).detach()
+        """Bank rows (*idx.shape, D) of ``view`` at ``idx``, cut from the graph."""
+        rows = torch.index_select(self.memory[view], 0, idx.reshape(-1).long())  # (numel, D)
+        return rows.view(*idx.shape, self.dim).detach()
 
     @torch.no_grad()
     def update(self, view: int, index: torch.Tensor, embeddings: torch.Tensor) -> None:
@@ -201,9 +205,12 @@ class MemoryBank(nn.Module):
 
 
 def contrast_scores(
-    embedding: torch.Tensor, weights: torch.Tensor, temperature: float
+    embedding: torch.Tensor,
+    positive: torch.Tensor,
+    negatives: torch.Tensor,
+    temperature: float,
 ) -> torch.Tensor:
-    """Logits (B, K+1) = <bank row, embedding> / T; ``embedding`` (B, D), ``weights`` (B, K+1, D).
+    """Logits (B, 1+K): dot products with the positive, then the K negatives, over T.
 
     Computed in float32 with autocast off: dividing by a small T (0.07) magnifies the
     rounding error a bf16 dot product would carry by ~14x.
@@ -212,19 +219,21 @@ def contrast_scores(
     ----------
     embedding : Tensor of shape (B, D)
         Query embeddings.
-    weights : Tensor of shape (B, K+1, D)
-        Bank rows for each query: the positive first, then K negatives.
+    positive : Tensor of shape (B, D)
+        The bank row of each query's own sample (in the other view's bank).
+    negatives : Tensor of shape (K, D)
+        Bank rows shared as negatives by every query of the batch.
     temperature : float
         Divides the dot products.
 
     Returns
     -------
-    Tensor of shape (B, K+1)
-        The logits, float32.
+    Tensor of shape (B, 1+K)
+        The logits, float32; column 0 holds the positives.
 
     See Also
     --------
-    MemoryBank.weights : The bank rows.
+    MemoryBank.sample_negatives, MemoryBank.weights : The bank rows.
     nce_loss, softmax_loss : Losses on these logits.
 
     References
@@ -239,13 +248,14 @@ def contrast_scores(
     >>> import torch
     >>> from sk_dim.nce import contrast_scores
     >>> emb = torch.tensor([[1.0, 0.0]])
-    >>> weights = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
-    >>> contrast_scores(emb, weights, temperature=0.5)
-    tensor([[2., 0.]])
+    >>> contrast_scores(emb, emb, torch.tensor([[0.0, 1.0], [-1.0, 0.0]]), temperature=0.5)
+    tensor([[ 2.,  0., -2.]])
     """
     with torch.autocast(device_type=embedding.device.type, enabled=False):
-        scores = torch.bmm(weights.float(), embedding.float().unsqueeze(2))  # (B, K+1, 1)
-    return scores.squeeze(2) / temperature  # (B, K+1)
+        embedding = embedding.float()
+        pos = (embedding * positive.float()).sum(1, keepdim=True)  # (B, 1)
+        neg = embedding @ negatives.float().T  # (B, K)
+    return torch.cat([pos, neg], dim=1) / temperature  # (B, 1+K)
 
 
 # ------------------------------------------------------------------ normalising constant
@@ -601,6 +611,12 @@ class MultiviewContrast(nn.Module):
     (torch.Size([]), ['0_1', '1_0'])
     """
 
+    # Set during a fit spread over several processes (each with a shard of every
+    # batch) to a function concatenating a tensor across them, e.g.
+    # ``accelerate.Accelerator.gather``: each process then applies every process's
+    # bank updates, and the banks stay identical.
+    gather: Callable[[torch.Tensor], torch.Tensor] | None = None
+
     def __init__(
         self,
         bank: MemoryBank,
@@ -662,13 +678,21 @@ class MultiviewContrast(nn.Module):
         """
         index = index.reshape(-1).long()  # (B,)
         self._check_inputs(embeddings, index)
-        idx = self.bank.sample_negatives(index, self.n_negatives, generator)  # (B, K+1)
+        # One draw of negatives for the batch, shared by all directions as in the paper's code.
+        noise = self.bank.sample_negatives(
+            self.n_negatives, generator=generator, device=index.device
+        )  # (K,)
 
         losses: dict[str, torch.Tensor] = {}
         for i, j in self.pairs:
             for q, b in ((i, j), (j, i)):
                 key = _direction_key(q, b)
-                logits = contrast_scores(embeddings[q], self.bank.weights(b, idx), self.temperature)
+                logits = contrast_scores(
+                    embeddings[q],
+                    self.bank.weights(b, index),  # (B, D)
+                    self.bank.weights(b, noise),  # (K, D)
+                    self.temperature,
+                )  # (B, 1+K)
                 losses[key] = self._direction_loss(key, logits)  # ()
         stacked = torch.stack(list(losses.values()))  # (2 * n_pairs,)
         total = stacked.sum()
@@ -676,6 +700,9 @@ class MultiviewContrast(nn.Module):
         terms = dict(zip(losses, stacked.detach().tolist(), strict=False))
 
         if self.training:
+            if self.gather is not None:
+                index = self.gather(index)
+                embeddings = [self.gather(emb.detach()) for emb in embeddings]
             for v, emb in enumerate(embeddings):
                 self.bank.update(v, index, emb)
         return total, terms

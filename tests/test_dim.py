@@ -13,6 +13,7 @@ from sklearn.svm import LinearSVC
 from torch import nn
 
 from sk_dim import DeepInfoMaxTransformer
+from sk_dim.modules.encoders import ConvEncoder, PaperEncoder32
 from sk_dim.modules.prior import discriminator_loss, encoder_prior_loss
 
 FAST = dict(max_epochs=2, batch_size=32, random_state=0)
@@ -234,3 +235,26 @@ def test_verbose_prints_a_table_per_epoch(digits, capsys):
     DeepInfoMaxTransformer(verbose=0, **FAST).fit(digits[0][:64])
     assert capsys.readouterr().out == ""
     DeepInfoMaxTransformer(verbose=2, **FAST).fit(digits[0][:64])  # with a progress bar
+
+
+@pytest.mark.parametrize(
+    ("shape", "local_shape"), [((1, 8, 8), (128, 8, 8)), ((1, 28, 28), (128, 7, 7))]
+)
+def test_conv_encoder_keeps_small_maps_and_shrinks_large_ones(shape, local_shape):
+    out = ConvEncoder(shape, 16).eval()(torch.zeros(2, *shape))
+    assert tuple(out.local.shape[1:]) == local_shape
+    assert out.fc.shape == (2, 1024) and out.y.shape == (2, 16)
+
+
+def test_paper_encoder_layers_at_32x32_and_width_scales_them():
+    encoder = PaperEncoder32((3, 32, 32), 64)
+    convs = [m for m in encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (64, (4, 4), (2, 2)),
+        (128, (4, 4), (2, 2)),
+        (256, (4, 4), (2, 2)),
+    ]
+    half = ConvEncoder((2, 32, 32), 64, width=0.5).eval()
+    out = half(torch.zeros(2, 2, 32, 32))
+    assert tuple(out.local.shape[1:]) == (64, 8, 8)
+    assert out.fc.shape == (2, 512) and out.y.shape == (2, 64)

@@ -75,12 +75,12 @@ def test_softmax_loss_matches_reference():
     assert softmax_loss(logits).item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_contrast_scores_is_bmm_over_temperature():
-    emb = _unit(3, 4, seed=3)
-    w = _unit(3, 5, 4, seed=4)
-    got = contrast_scores(emb, w, 0.5)
-    expected = np.einsum("bkd,bd->bk", w.numpy(), emb.numpy()) / 0.5
-    assert got.shape == (3, 5)
+def test_contrast_scores_are_dot_products_over_temperature():
+    emb, pos, neg = _unit(3, 4, seed=3), _unit(3, 4, seed=5), _unit(5, 4, seed=4)
+    got = contrast_scores(emb, pos, neg, 0.5)
+    e, p, n = emb.double().numpy(), pos.double().numpy(), neg.double().numpy()
+    expected = np.array([[e[b] @ p[b]] + [e[b] @ n[k] for k in range(5)] for b in range(3)]) / 0.5
+    assert got.shape == (3, 6) and got.dtype == torch.float32
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
@@ -145,15 +145,20 @@ def test_memory_bank_update_matches_hand_computation():
     torch.testing.assert_close(bank.memory[0], before[0])  # the other view is left alone
 
 
-def test_sample_negatives_shape_positive_and_range():
+def test_sample_negatives_shape_range_and_seed():
     bank = MemoryBank(25, 4)
-    index = torch.tensor([3, 0, 24])
-    idx = bank.sample_negatives(index, 8, generator=torch.Generator().manual_seed(2))
-    assert idx.shape == (3, 9) and idx.dtype == torch.long
-    torch.testing.assert_close(idx[:, 0], index)
+    idx = bank.sample_negatives(8, generator=torch.Generator().manual_seed(2))
+    assert idx.shape == (8,) and idx.dtype == torch.long
     assert idx.min() >= 0 and idx.max() < 25
-    again = bank.sample_negatives(index, 8, generator=torch.Generator().manual_seed(2))
+    again = bank.sample_negatives(8, generator=torch.Generator().manual_seed(2))
     torch.testing.assert_close(idx, again)
+
+
+def test_sample_negatives_is_uniform():
+    bank, generator = MemoryBank(5, 2), torch.Generator().manual_seed(0)
+    idx = torch.cat([bank.sample_negatives(4, generator=generator) for _ in range(10_000)])
+    freq = torch.bincount(idx, minlength=5).double() / len(idx)
+    torch.testing.assert_close(freq, torch.full((5,), 0.2, dtype=torch.float64), atol=0.01, rtol=0)
 
 
 def test_weights_gather_rows_without_grad():
@@ -183,6 +188,30 @@ def test_gradients_reach_embeddings_not_memory():
     assert not contrast.bank.memory.requires_grad and contrast.bank.memory.grad is None
     assert set(terms) == {"0_1", "1_0"}
     assert loss.item() == pytest.approx(sum(terms.values()), rel=1e-5)
+
+
+def test_softmax_contrast_matches_reference_with_shared_negatives():
+    contrast = _contrast(loss="softmax", k=6)
+    bank = contrast.bank.memory.clone().double().numpy()  # (V, N, D) before the update
+    embeddings = [_unit(4, 8, seed=20), _unit(4, 8, seed=21)]
+    index = torch.tensor([3, 9, 0, 31])
+    loss, terms = contrast(embeddings, index, generator=torch.Generator().manual_seed(5))
+    noise = contrast.bank.sample_negatives(6, generator=torch.Generator().manual_seed(5)).numpy()
+    expected = {}
+    for q, b in ((0, 1), (1, 0)):
+        e = embeddings[q].double().numpy()
+        logits = (
+            np.stack(
+                [
+                    [e[r] @ bank[b, i]] + [e[r] @ bank[b, n] for n in noise]
+                    for r, i in enumerate(index)
+                ]
+            )
+            / 0.1
+        )
+        expected[f"{q}_{b}"] = _reference_softmax(logits)
+    assert terms == pytest.approx(expected, rel=1e-5)
+    assert loss.item() == pytest.approx(sum(expected.values()), rel=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["nce", "softmax"])
@@ -254,7 +283,7 @@ def test_bad_options_raise():
     with pytest.raises(ValueError, match="n_negatives"):
         MultiviewContrast(bank, n_negatives=10)
     with pytest.raises(ValueError, match="n_negatives"):
-        bank.sample_negatives(torch.arange(2), 0)
+        bank.sample_negatives(0)
     with pytest.raises(ValueError, match="nce"):
         MultiviewContrast(bank, n_negatives=3, loss="infonce")
     with pytest.raises(ValueError, match="core"):

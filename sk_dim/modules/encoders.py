@@ -105,20 +105,28 @@ class ConvEncoder(nn.Module):
     For 32x32 inputs this is exactly the paper's encoder: three 4x4 stride-2
     convolutions of 64, 128 and 256 channels with batch norm, FC 1024, y;
     the local map is 128x8x8.
+
+    ``width`` scales every layer's channels and units: CMC gives each of its
+    view encoders half the width (0.5), as the paper splits AlexNet in half.
     """
 
-    def __init__(self, image_shape: tuple[int, int, int], n_components: int) -> None:
+    def __init__(
+        self, image_shape: tuple[int, int, int], n_components: int, width: float = 1.0
+    ) -> None:
         super().__init__()
-        channels, height, width = image_shape
-        if min(height, width) < MIN_IMAGE_SIDE:
+        channels, height, side = image_shape
+        if min(height, side) < MIN_IMAGE_SIDE:
             raise ValueError(
                 f"Convolutional encoders need images of at least {MIN_IMAGE_SIDE}x"
                 f"{MIN_IMAGE_SIDE}, got image_shape={tuple(image_shape)}"
             )
         # Halve until the local map is at most 8x8: small images keep their
         # resolution, since local MI needs locations to contrast.
-        n_down = max(0, math.ceil(math.log2(min(height, width) / 8)))
-        widths = [64] * max(0, n_down - 2) + [64, LOCAL_CHANNELS]
+        n_down = max(0, math.ceil(math.log2(min(height, side) / 8)))
+        base, local, top, fc = (
+            max(1, round(width * c)) for c in (64, LOCAL_CHANNELS, 256, FC_UNITS)
+        )
+        widths = [base] * max(0, n_down - 2) + [base, local]
         strides = [2] * n_down + [1] * (len(widths) - n_down)
         layers: list[nn.Module] = []
         c_in = channels
@@ -126,29 +134,31 @@ class ConvEncoder(nn.Module):
             layers += _conv_block(c_in, c_out, stride)
             c_in = c_out
         self.local = nn.Sequential(*layers)
-        self.top = nn.Sequential(*_conv_block(LOCAL_CHANNELS, 256, 2))
+        self.top = nn.Sequential(*_conv_block(local, top, 2))
         with torch.no_grad():
             n_flat = self.top(self.local(torch.zeros(2, *image_shape))).flatten(1).shape[1]
         self.fc = nn.Sequential(
-            nn.Linear(n_flat, FC_UNITS, bias=False),
-            nn.BatchNorm1d(FC_UNITS),
+            nn.Linear(n_flat, fc, bias=False),
+            nn.BatchNorm1d(fc),
             nn.ReLU(inplace=True),
         )
-        self.head = nn.Linear(FC_UNITS, n_components)
+        self.head = nn.Linear(fc, n_components)
 
     def forward(self, x: Tensor) -> EncoderOutput:
-        local = self.local(x)  # (N, 128, <=8, <=8)
-        fc = self.fc(self.top(local).flatten(1))  # (N, 1024)
+        local = self.local(x)  # (N, 128 * width, <=8, <=8)
+        fc = self.fc(self.top(local).flatten(1))  # (N, 1024 * width)
         return EncoderOutput(local, fc, self.head(fc))
 
 
 class PaperEncoder32(ConvEncoder):
     """The DIM paper's 32x32 encoder (accepts any channel count)."""
 
-    def __init__(self, image_shape: tuple[int, int, int], n_components: int) -> None:
+    def __init__(
+        self, image_shape: tuple[int, int, int], n_components: int, width: float = 1.0
+    ) -> None:
         if tuple(image_shape[1:]) != (32, 32):
             raise ValueError(f"encoder='dcgan32' needs 32x32 images, got image_shape={image_shape}")
-        super().__init__(image_shape, n_components)
+        super().__init__(image_shape, n_components, width)
 
 
 class MLPEncoder(nn.Module):
@@ -182,10 +192,12 @@ def build_encoder(
     name: str | nn.Module,
     input_shape: tuple[int, ...],
     n_components: int,
+    width: float = 1.0,
 ) -> nn.Module:
     """Build the encoder ``name`` for inputs of ``input_shape`` (without N).
 
-    ``input_shape`` is ``(C, H, W)`` for images and ``(F,)`` for vectors.
+    ``input_shape`` is ``(C, H, W)`` for images and ``(F,)`` for vectors;
+    ``width`` scales the layers of the convolutional encoders.
     A ``nn.Module`` is returned as is (it must follow the module contract).
     """
     if isinstance(name, nn.Module):
@@ -199,5 +211,5 @@ def build_encoder(
         if not is_image:
             raise ValueError(f"encoder={name!r} needs images; set image_shape=(C, H, W)")
         cls = ConvEncoder if name == "conv" else PaperEncoder32
-        return cls(input_shape, n_components)
+        return cls(input_shape, n_components, width)
     raise ValueError(f"Unknown encoder {name!r}; expected one of {ENCODERS} or an nn.Module")
