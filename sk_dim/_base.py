@@ -23,10 +23,19 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from . import nets
-from ._torch import resolve_device, seeded
+from ._torch import (
+    PRECISIONS,
+    resolve_channels_last,
+    resolve_device,
+    resolve_precision,
+    seeded,
+    torch_threads,
+)
 
 # Square images at least this wide are recognised without an image_shape.
 MIN_INFERRED_SIDE = 8
+# accelerate's names for the precisions (see ``precision_``).
+_ACCELERATE_PRECISIONS = {"no": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 def infer_image_shape(n_features: int) -> tuple[int, int, int] | None:
@@ -48,7 +57,12 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "device": [str],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "accelerate": ["boolean", dict, None],
         "on_divergence": [StrOptions({"raise", "keep_last"})],
+        "precision": [StrOptions(set(PRECISIONS))],
+        "channels_last": [StrOptions({"auto"}), "boolean"],
+        "compile": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -83,15 +97,33 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             The fitted transformer.
         """
         self._validate_params()
-        device = self._check_device()
+        with torch_threads(self.n_threads):
+            return self._fit(X)
+
+    def _fit(self, X):
+        accelerator = self._make_accelerator()
+        device = self._check_device(accelerator)
         X, input_shape = self._validate_input(X, reset=True)
         self._check_params(input_shape, len(X))
         batch_size = self._check_batch_size(len(X))
         self.input_shape_ = input_shape
         self.image_shape_ = input_shape if len(input_shape) == 3 else None
+        # What "auto" meant on this device, recorded; float16 on a CPU raises.
+        self.precision_ = resolve_precision(self.precision, device)
+        self.channels_last_ = resolve_channels_last(self.channels_last, device)
+        if accelerator is not None:  # then the accelerator's mixed precision applies
+            self.precision_ = _ACCELERATE_PRECISIONS.get(
+                accelerator.mixed_precision, str(accelerator.mixed_precision)
+            )
 
         on_divergence = self.on_divergence
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        if accelerator is not None and accelerator.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            # One seed for all processes, even with random_state=None: they
+            # must draw the same order each epoch to take disjoint shards of it.
+            seed = broadcast_object_list([seed])[0]
         data = _as_tensor(X, input_shape)
         with seeded(seed, device):
             module = self._checked_module(X, input_shape)
@@ -104,6 +136,12 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 verbose=int(self.verbose),
                 seed=seed,
                 keep_last_finite=on_divergence == "keep_last",
+                accelerator=accelerator,
+                # The parameters, not precision_ / channels_last_: the net resolves
+                # "auto" again wherever it later runs (e.g. unpickled on a CPU).
+                precision=self.precision,
+                channels_last=self.channels_last,
+                compile=self.compile,
             )
             try:
                 net.fit(data)
@@ -115,7 +153,7 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                     f"{exc} on_divergence='keep_last': keeping the weights from the end of "
                     f"epoch {exc.epoch - 1}.",
                     UserWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
         del net.last_finite_state_  # a copy of the weights: not worth persisting
         if net.interrupted_ is not None:
@@ -123,10 +161,11 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 f"Training was interrupted (KeyboardInterrupt) during epoch {net.interrupted_} "
                 f"of {self.max_epochs}; the transformer keeps the weights reached then.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
 
-        self.net_ = net
+        # A plain net: it pickles, and transforms, without accelerate.
+        self.net_ = net = nets.without_accelerator(net)
         self.history_ = _history_frame(net.history)
         self.versions_ = _versions()
         self._n_features_out = self._probe_width()
@@ -148,7 +187,8 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         check_is_fitted(self)
         X, _ = self._validate_input(X, reset=False)
         data = _as_tensor(X, self.input_shape_)
-        return nets.embed(self.net_, data, self._features, batch_size=self._inference_batch())
+        with torch_threads(self.n_threads):
+            return nets.embed(self.net_, data, self._features, batch_size=self._inference_batch())
 
     def save(self, path) -> None:
         """Save the fitted transformer without pickle (see :func:`sk_dim.persistence.save`).
@@ -172,7 +212,48 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         return tags
 
     # -- helpers --------------------------------------------------------------
-    def _check_device(self) -> str:
+    def _make_accelerator(self):
+        """The ``accelerate.Accelerator`` of this fit, or None to train with plain skorch.
+
+        Made per fit from plain options, so that clones and pickles of the
+        transformer never carry an accelerator and the modules it prepared.
+        """
+        if self.accelerate is None or self.accelerate is False:
+            return None
+        if self.precision not in ("auto", "float32"):
+            raise ValueError(
+                f"precision={self.precision!r} cannot be combined with accelerate: set the "
+                "accelerator's instead, e.g. accelerate={'mixed_precision': 'bf16'}"
+            )
+        try:
+            from accelerate import Accelerator
+        except ImportError:
+            raise ImportError(
+                "accelerate=... needs Hugging Face Accelerate: pip install 'sk-dim[accelerate]'"
+            ) from None
+        accelerator = Accelerator(**({} if self.accelerate is True else self.accelerate))
+        if accelerator.gradient_accumulation_steps > 1:
+            # Skipped zero_grad calls would add the encoder's loss gradients to
+            # those of DIM's discriminator.
+            raise ValueError(
+                "accelerate: gradient accumulation is not supported; raise batch_size or "
+                "train on more processes"
+            )
+        return accelerator
+
+    def _check_device(self, accelerator=None) -> str:
+        if accelerator is not None:
+            # accelerate places the module (e.g. on this process's GPU under
+            # `accelerate launch`); the batches must go to the same device.
+            device, placed = str(accelerator.device), accelerator.device
+            wanted = torch.device(resolve_device(self.device))
+            if wanted.type != placed.type or wanted.index not in (None, placed.index):
+                raise ValueError(
+                    f"device={self.device!r} differs from the accelerator's device {device!r}; "
+                    "leave device='auto' with accelerate (choose devices through accelerate, "
+                    "e.g. accelerate={'cpu': True} or `accelerate launch`)"
+                )
+            return device
         device = resolve_device(self.device)
         try:
             parsed = torch.device(device)
@@ -197,7 +278,7 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             f"batch_size={self.batch_size} is larger than the number of samples "
             f"(n_samples={n_samples}); using batch_size={n_samples}",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
         return n_samples
 
@@ -244,6 +325,10 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             device=device,
             verbose=int(self.verbose),
             seed=0,
+            # Resolved for the load device: "auto" and float16 infer in float32
+            # on a CPU; compiling would only slow the first transform.
+            precision=self.precision,
+            channels_last=self.channels_last,
         )
         net.initialize()
         self.net_ = net

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 
@@ -15,10 +15,81 @@ def resolve_device(device: str) -> str:
     return device
 
 
-@contextmanager
+@contextlib.contextmanager
 def seeded(seed: int, device: str) -> Iterator[None]:
     """Seed torch for one fit without touching the caller's global RNG state."""
     cuda = str(device).startswith("cuda") and torch.cuda.is_available()
     with torch.random.fork_rng(devices=[torch.device(device)] if cuda else []):
         torch.manual_seed(seed)
         yield
+
+
+@contextlib.contextmanager
+def torch_threads(n_threads: int | None) -> Iterator[None]:
+    """Run the block with ``n_threads`` torch CPU threads, then restore the setting.
+
+    None leaves torch's setting alone: it already honours ``OMP_NUM_THREADS``,
+    which joblib's process workers (loky) and dask's workers set to their
+    share of the cores. torch keeps the setting per OS thread (and for threads
+    that have not used torch yet), so fits running concurrently in threads
+    each keep their own limit.
+    """
+    if n_threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+_AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_precision(precision: str, device: str, *, strict: bool = True) -> str:
+    """The precision ``precision`` means on ``device``: "float32", "bfloat16" or "float16".
+
+    ``"auto"`` is bfloat16 on a CUDA device that supports it and float32
+    elsewhere: CPU autocast rarely pays off. float16 needs CUDA (its gradient
+    scaler is CUDA's); ``strict`` raises otherwise, else falls back to
+    float32, as inference does for a model trained on a GPU and loaded on a
+    CPU.
+    """
+    kind = torch.device(device).type
+    if precision == "auto":
+        cuda = kind == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return "bfloat16" if cuda else "float32"
+    if precision == "float16" and kind != "cuda":
+        if strict:
+            raise ValueError(
+                f"precision='float16' needs a CUDA device, got device={device!r}; use "
+                "precision='bfloat16' (CPU autocast supports it) or 'float32'"
+            )
+        return "float32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision
+
+
+def resolve_channels_last(channels_last: bool | str, device: str) -> bool:
+    """``"auto"`` means channels_last on CUDA (tensor cores want NHWC), not on CPU."""
+    if channels_last == "auto":
+        return torch.device(device).type == "cuda"
+    return bool(channels_last)
+
+
+def autocast(device: str, precision: str) -> contextlib.AbstractContextManager:
+    """Autocast to ``precision`` (already resolved) on ``device``; nothing for float32."""
+    if precision == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=_AUTOCAST_DTYPES[precision])
+
+
+def to_memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """Image batches (4-D) in channels_last when asked; anything else unchanged."""
+    if channels_last and x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x

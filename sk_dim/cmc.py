@@ -27,6 +27,8 @@ from .nce import GRAPHS, LOSS_KINDS, MemoryBank, MultiviewContrast
 LAYERS = ("conv", "fc", "embedding")
 NAMED_VIEWS = ("auto", "lab", "ycbcr", "crops", "halves")
 COLOR_KINDS = ("lab", "ycbcr")
+# The paper splits one network's width between the views (two half AlexNets).
+VIEW_ENCODER_WIDTH = 0.5
 VIEWS_HELP = (
     "Pass views='crops' (two augmented crops of each image), views='halves' (two "
     "halves of the columns), a list of column lists, or a list of callables"
@@ -96,7 +98,11 @@ class CMCTransformer(BaseSelfSupervised):
     encoder : {"auto", "conv", "dcgan32", "mlp"}, torch.nn.Module or list, default="auto"
         Encoder of each view: ``"auto"`` is ``"conv"`` for image views
         ``(N, C, H, W)`` and ``"mlp"`` for vector views ``(N, F)`` (see
-        :class:`DeepInfoMaxTransformer` for the architectures). A module is
+        :class:`DeepInfoMaxTransformer` for the architectures). The
+        convolutional encoders of CMC have half the channels and units of
+        DIM's (a 64-channel local map, 512 hidden units), as the paper gives
+        each view half of AlexNet: two views cost about half of one DIM
+        encoder. A module is
         deep-copied once per view, so it must accept every view's shape; a
         list gives one module per view. Modules follow the encoder contract:
         ``(local_map (N, C, H, W), y (N, D))`` or ``(local_map, fc, y)``.
@@ -107,15 +113,15 @@ class CMCTransformer(BaseSelfSupervised):
     layer : {"conv", "fc", "embedding"}, default="conv"
         Features returned by ``transform``, concatenated over the views: the
         local feature map average-pooled to a ``pool_size`` x ``pool_size``
-        grid (128 * 4 = 512 features per image view at the default; 512 per
+        grid (64 * 4 = 256 features per image view at the default; 512 per
         vector view, the MLP's first hidden layer), the fully connected layer
-        (1024 per image view, 512 per vector view) or the embedding
+        (512 per image view and per vector view) or the embedding
         (``n_components`` per view). The paper probes intermediate layers: a
         linear classifier does better there, hence the default.
     view : int or None, default=None
         Return the features of this view only (0 is L for ``"lab"``), or of all
         views (None). The number of features is then the per-view width above
-        times the number of views used (e.g. 1024 for ``"lab"`` with
+        times the number of views used (e.g. 512 for ``"lab"`` with
         ``layer="conv"``).
     pool_size : int, default=2
         Side of the grid the local map is pooled to for ``layer="conv"``.
@@ -139,6 +145,46 @@ class CMCTransformer(BaseSelfSupervised):
         epoch and the term, and leaves the transformer unfitted;
         ``"keep_last"`` warns and keeps the weights from the end of the last
         finite epoch.
+    precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
+        Arithmetic of training and ``transform`` (``torch.autocast``; the
+        weights stay float32 and the features are returned as float32).
+        ``"auto"`` is bfloat16 on a CUDA device that supports it and float32
+        elsewhere (CPU autocast is rarely faster), decided again on the
+        device a fitted transformer is loaded on. ``"bfloat16"`` also works
+        on the CPU; ``"float16"`` needs CUDA (a gradient scaler guards it
+        against underflow). MI bounds and contrastive losses are computed
+        in float32 either way. The precision used at fit is ``precision_``.
+    channels_last : "auto" or bool, default="auto"
+        Store the network's convolution weights and image batches in
+        ``torch.channels_last`` (NHWC) layout, which tensor-core kernels
+        prefer. ``"auto"`` is True on CUDA and False on the CPU. Results
+        match the default layout up to rounding.
+    compile : bool, default=False
+        Compile the network with ``torch.compile`` for training. The first
+        batches are slow (compilation takes seconds to minutes), so it pays
+        off only for long fits; needs a C++ compiler on the CPU. Pickling
+        and :meth:`save` are unaffected (the compiled code is not stored).
+    n_threads : int or None, default=None
+        CPU threads torch uses during ``fit`` and ``transform`` (restored
+        afterwards). None keeps torch's setting, which follows
+        ``OMP_NUM_THREADS``: joblib's process workers (scikit-learn's
+        ``n_jobs`` with the default loky backend) and dask's workers already
+        set it to their share of the cores. Set it when several fits share a
+        process, e.g. under joblib's threading backend, to ``n_cores //
+        n_jobs``; the limit holds for the thread that fits.
+    accelerate : None, True or dict, default=None
+        Train through Hugging Face Accelerate (``pip install
+        'sk-dim[accelerate]'``), e.g. on several GPUs or machines under
+        ``accelerate launch``: True, or a dict of keyword arguments for
+        ``accelerate.Accelerator`` (``{"mixed_precision": "bf16"}``,
+        ``{"cpu": True}``), creates an accelerator for the fit; the
+        accelerator chooses the device (leave ``device="auto"``) and the
+        mixed precision (leave ``precision`` at ``"auto"`` or
+        ``"float32"``). Each process trains on its own share of every epoch
+        with ``batch_size`` samples a batch, and gradients are averaged
+        across processes. The fitted transformer holds no accelerator: it
+        pickles, saves and transforms without accelerate. None trains with
+        plain skorch on ``device``. See :doc:`/scaling`.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, the memory bank, negatives, augmentations
         and shuffling. The same seed gives the same features on CPU.
@@ -165,6 +211,10 @@ class CMCTransformer(BaseSelfSupervised):
         Number of views.
     n_negatives_ : int
         Number of negatives used (``n_negatives`` capped at ``n_samples - 1``).
+    precision_ : {"float32", "bfloat16", "float16"}
+        The precision training used (``precision`` with ``"auto"`` resolved).
+    channels_last_ : bool
+        Whether training used the channels_last layout.
     input_shape_ : tuple of int
         Shape of one sample as seen by the view maker.
     image_shape_ : tuple of int or None
@@ -191,7 +241,7 @@ class CMCTransformer(BaseSelfSupervised):
     >>> rgb = np.random.default_rng(0).integers(0, 256, (100, 3 * 16 * 16), dtype=np.uint8)
     >>> cmc = CMCTransformer(max_epochs=1, random_state=0)
     >>> cmc.fit_transform(rgb).shape  # L and ab: 512 conv features each
-    (100, 1024)
+    (100, 512)
     >>> cmc.views_, list(cmc.history_.columns[:3])
     ('lab', ['train_loss', 'contrast_0_1', 'contrast_1_0'])
     """
@@ -234,6 +284,11 @@ class CMCTransformer(BaseSelfSupervised):
         lr=1e-3,
         device="auto",
         on_divergence="raise",
+        precision="auto",
+        channels_last="auto",
+        compile=False,
+        n_threads=None,
+        accelerate=None,
         random_state=None,
         verbose=0,
     ):
@@ -256,6 +311,11 @@ class CMCTransformer(BaseSelfSupervised):
         self.lr = lr
         self.device = device
         self.on_divergence = on_divergence
+        self.precision = precision
+        self.channels_last = channels_last
+        self.compile = compile
+        self.n_threads = n_threads
+        self.accelerate = accelerate
         self.random_state = random_state
         self.verbose = verbose
 
@@ -293,7 +353,7 @@ class CMCTransformer(BaseSelfSupervised):
                 f"n_negatives={self.n_negatives} is not below the number of samples "
                 f"({n_samples}); using n_negatives={self.n_negatives_}",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
 
     def _resolve_views(self, input_shape):
@@ -424,7 +484,7 @@ class CMCTransformer(BaseSelfSupervised):
             raise ValueError(
                 f"encoder={encoder!r} needs image views, but view {v} has shape {shape}"
             )
-        return build_encoder(encoder, shape, self.n_components)
+        return build_encoder(encoder, shape, self.n_components, width=VIEW_ENCODER_WIDTH)
 
     # -- transform ------------------------------------------------------------
     def _features(self, module, x):

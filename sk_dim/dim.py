@@ -95,6 +95,46 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         transformer unfitted; ``"keep_last"`` warns and keeps the weights
         from the end of the last finite epoch (it raises too when the first
         epoch diverges).
+    precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
+        Arithmetic of training and ``transform`` (``torch.autocast``; the
+        weights stay float32 and the features are returned as float32).
+        ``"auto"`` is bfloat16 on a CUDA device that supports it and float32
+        elsewhere (CPU autocast is rarely faster), decided again on the
+        device a fitted transformer is loaded on. ``"bfloat16"`` also works
+        on the CPU; ``"float16"`` needs CUDA (a gradient scaler guards it
+        against underflow). MI bounds and contrastive losses are computed
+        in float32 either way. The precision used at fit is ``precision_``.
+    channels_last : "auto" or bool, default="auto"
+        Store the network's convolution weights and image batches in
+        ``torch.channels_last`` (NHWC) layout, which tensor-core kernels
+        prefer. ``"auto"`` is True on CUDA and False on the CPU. Results
+        match the default layout up to rounding.
+    compile : bool, default=False
+        Compile the network with ``torch.compile`` for training. The first
+        batches are slow (compilation takes seconds to minutes), so it pays
+        off only for long fits; needs a C++ compiler on the CPU. Pickling
+        and :meth:`save` are unaffected (the compiled code is not stored).
+    n_threads : int or None, default=None
+        CPU threads torch uses during ``fit`` and ``transform`` (restored
+        afterwards). None keeps torch's setting, which follows
+        ``OMP_NUM_THREADS``: joblib's process workers (scikit-learn's
+        ``n_jobs`` with the default loky backend) and dask's workers already
+        set it to their share of the cores. Set it when several fits share a
+        process, e.g. under joblib's threading backend, to ``n_cores //
+        n_jobs``; the limit holds for the thread that fits.
+    accelerate : None, True or dict, default=None
+        Train through Hugging Face Accelerate (``pip install
+        'sk-dim[accelerate]'``), e.g. on several GPUs or machines under
+        ``accelerate launch``: True, or a dict of keyword arguments for
+        ``accelerate.Accelerator`` (``{"mixed_precision": "bf16"}``,
+        ``{"cpu": True}``), creates an accelerator for the fit; the
+        accelerator chooses the device (leave ``device="auto"``) and the
+        mixed precision (leave ``precision`` at ``"auto"`` or
+        ``"float32"``). Each process trains on its own share of every epoch
+        with ``batch_size`` samples a batch, and gradients are averaged
+        across processes. The fitted transformer holds no accelerator: it
+        pickles, saves and transforms without accelerate. None trains with
+        plain skorch on ``device``. See :doc:`/scaling`.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling and prior samples. The same
         seed gives the same features on CPU.
@@ -114,6 +154,10 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
     versions_ : dict
         Versions of ``sk_dim``, ``torch`` and ``scikit-learn`` at fit;
         :func:`sk_dim.load` warns when they differ from the running ones.
+    precision_ : {"float32", "bfloat16", "float16"}
+        The precision training used (``precision`` with ``"auto"`` resolved).
+    channels_last_ : bool
+        Whether training used the channels_last layout.
     input_shape_ : tuple of int
         Shape of one sample as seen by the encoder.
     image_shape_ : tuple of int or None
@@ -176,6 +220,11 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         lr=1e-3,
         device="auto",
         on_divergence="raise",
+        precision="auto",
+        channels_last="auto",
+        compile=False,
+        n_threads=None,
+        accelerate=None,
         random_state=None,
         verbose=0,
     ):
@@ -195,6 +244,11 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         self.lr = lr
         self.device = device
         self.on_divergence = on_divergence
+        self.precision = precision
+        self.channels_last = channels_last
+        self.compile = compile
+        self.n_threads = n_threads
+        self.accelerate = accelerate
         self.random_state = random_state
         self.verbose = verbose
 

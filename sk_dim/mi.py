@@ -36,9 +36,15 @@ def _split(scores: Tensor) -> tuple[Tensor, Tensor]:
         raise ValueError(f"scores must be (N, N) or (N, N, L), got {tuple(scores.shape)}")
     if n < 2:
         raise ValueError("MI bounds need at least 2 samples: negatives are the other samples")
-    eye = torch.eye(n, dtype=torch.bool, device=scores.device)
-    positive = scores[eye]  # (N, L)
-    negative = scores[~eye].view(n, n - 1, -1)  # (N, N - 1, L)
+    # Critics may score in bfloat16/float16 under autocast; softplus and
+    # logsumexp over N*N*L scores need float32 (float64 stays float64).
+    scores = scores.to(torch.promote_types(scores.dtype, torch.float32))
+    positive = scores.diagonal(dim1=0, dim2=1).T  # (N, L)
+    # The off-diagonal entries in row-major order without a boolean mask (whose
+    # indexing waits for the device and breaks torch.compile graphs): in the
+    # flattened (N*N, L) scores the diagonal entries are N + 1 apart.
+    flat = scores.flatten(0, 1)[1:].view(n - 1, n + 1, -1)[:, :-1]  # (N-1, N, L)
+    negative = flat.reshape(n, n - 1, -1)  # (N, N - 1, L)
     return positive, negative
 
 

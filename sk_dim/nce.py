@@ -611,11 +611,11 @@ class MultiviewContrast(nn.Module):
     (torch.Size([]), ['0_1', '1_0'])
     """
 
-    # Set during a fit spread over several processes (each with a shard of every
-    # batch) to a function concatenating a tensor across them, e.g.
+    # Set during a fit spread over several processes (each with its own batches)
+    # to a function concatenating a tensor across them, e.g.
     # ``accelerate.Accelerator.gather``: each process then applies every process's
     # bank updates, and the banks stay identical.
-    gather: Callable[[torch.Tensor], torch.Tensor] | None = None
+    gather_across_processes: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __init__(
         self,
@@ -700,9 +700,10 @@ class MultiviewContrast(nn.Module):
         terms = dict(zip(losses, stacked.detach().tolist(), strict=False))
 
         if self.training:
-            if self.gather is not None:
-                index = self.gather(index)
-                embeddings = [self.gather(emb.detach()) for emb in embeddings]
+            gather = self.gather_across_processes
+            if gather is not None:
+                index = gather(index)
+                embeddings = [gather(emb.detach()) for emb in embeddings]
             for v, emb in enumerate(embeddings):
                 self.bank.update(v, index, emb)
         return total, terms

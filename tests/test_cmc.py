@@ -101,7 +101,7 @@ def test_colour_views_on_rgb(rgb):
     assert module.views.scale.item() == pytest.approx(1 / 255)
     in_channels = [enc.local[0].in_channels for enc in module.encoders]
     assert in_channels == [1, 2]  # L and ab
-    assert cmc.transform(rgb).shape == (64, 2 * 512)
+    assert cmc.transform(rgb).shape == (64, 2 * 256)  # half-width encoders
     # Floats in [0, 1] are not rescaled, and give the same colour views.
     as_float = CMCTransformer(**FAST).fit(rgb / 255.0)
     assert as_float.net_.module_.views.scale.item() == 1.0
@@ -168,7 +168,7 @@ def test_callable_views(digits):
     cmc = CMCTransformer(views=[top_rows, bottom_rows_flat], **FAST).fit(digits[0])
     encoders = cmc.net_.module_.encoders
     assert [type(e).__name__ for e in encoders] == ["ConvEncoder", "MLPEncoder"]
-    assert cmc.transform(digits[0]).shape == (200, 512 + 512)
+    assert cmc.transform(digits[0]).shape == (200, 256 + 512)
     # Each view is standardised with statistics measured at fit.
     views = cmc.net_.module_.views
     z = views(torch.as_tensor(digits[0], dtype=torch.float32).view(-1, 1, 8, 8))
@@ -243,10 +243,10 @@ def test_same_seed_same_output(digits, fitted):
 @pytest.mark.parametrize(
     ("layer", "view", "image_width", "vector_width"),
     [
-        ("conv", None, 2 * 512, 2 * 512),
-        ("fc", None, 2 * 1024, 2 * 512),
+        ("conv", None, 2 * 256, 2 * 512),
+        ("fc", None, 2 * 512, 2 * 512),
         ("embedding", None, 2 * 16, 2 * 16),
-        ("conv", 1, 512, 512),
+        ("conv", 1, 256, 512),
         ("embedding", 0, 16, 16),
     ],
 )
@@ -264,7 +264,7 @@ def test_layer_widths(fitted, digits, layer, view, image_width, vector_width):
 def test_view_and_layer_can_change_after_fit(fitted, digits):
     both = fitted.transform(digits[0])
     first = copy.deepcopy(fitted).set_params(view=0)
-    np.testing.assert_array_equal(first.transform(digits[0]), both[:, :512])
+    np.testing.assert_array_equal(first.transform(digits[0]), both[:, :256])
     with pytest.raises(ValueError, match="view=2 is out of range"):
         first.set_params(view=2).transform(digits[0])
 

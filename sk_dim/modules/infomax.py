@@ -58,7 +58,8 @@ class DeepInfoMax(nn.Module):
         # index (the rows' positions in the training set) is unused: DIM has no memory bank.
         out = unpack(self.encoder(x))
         terms: dict[str, Tensor] = {"y": out.y}
-        loss = out.y.new_zeros(())
+        # float32 whatever autocast made y: the terms are float32 (see sk_dim.mi).
+        loss = out.y.new_zeros((), dtype=torch.float32)
         if self.global_critic is not None:
             terms["global_mi"] = mi_bound(self.global_critic(out.local, out.y), self.mi_estimator)
             loss = loss - self.alpha * terms["global_mi"]
@@ -73,7 +74,8 @@ class DeepInfoMax(nn.Module):
 
     def discriminator_step_loss(self, y: Tensor) -> Tensor:
         """Loss of the prior discriminator on encoder outputs ``y`` (detached)."""
-        y = y.detach()
+        # float32 so that prior samples are not drawn in y's autocast precision.
+        y = y.detach().float()
         prior_samples = sample_prior(self.prior, y)
         return discriminator_loss(self.discriminator(prior_samples), self.discriminator(y))
 

@@ -161,7 +161,10 @@ class MultiviewCoding(nn.Module):
 
     def encode(self, x: Tensor, views: Sequence[int] | None = None) -> list[EncoderOutput]:
         """Encoder outputs of the views ``views`` (all by default) of a raw batch."""
-        made = self.views(x)
+        # Views are preprocessing (colour conversion, crops): float32 even under
+        # autocast, which would run the Lab matrix product in bfloat16.
+        with torch.autocast(x.device.type, enabled=False):
+            made = self.views(x)
         if len(made) != self.n_views:
             raise ValueError(f"the view maker returned {len(made)} views, expected {self.n_views}")
         chosen = range(self.n_views) if views is None else views
@@ -188,3 +191,12 @@ class MultiviewCoding(nn.Module):
     def drop_contrast(self) -> None:
         """Remove the memory bank and NCE constants (training state only)."""
         self.contrast = None
+
+    def compile_targets(self) -> list[nn.Module]:
+        """The submodules ``compile=True`` compiles: the encoders.
+
+        The contrast reads its terms back as Python floats and draws negatives
+        from a generator; compiled, it would break the graph and, specialising
+        on the floats, recompile every batch.
+        """
+        return list(self.encoders)

@@ -43,9 +43,10 @@ def sample_prior(name: str, like: Tensor) -> Tensor:
 
 def discriminator_loss(logits_prior: Tensor, logits_encoded: Tensor) -> Tensor:
     """Binary cross-entropy: prior samples are "real", encoder outputs "fake"."""
-    return F.softplus(-logits_prior).mean() + F.softplus(logits_encoded).mean()
+    # float32: the logits may come from a bfloat16/float16 autocast region.
+    return F.softplus(-logits_prior.float()).mean() + F.softplus(logits_encoded.float()).mean()
 
 
 def encoder_prior_loss(logits_encoded: Tensor) -> Tensor:
     """Non-saturating generator loss: the encoder wants y judged "real"."""
-    return F.softplus(-logits_encoded).mean()
+    return F.softplus(-logits_encoded.float()).mean()
