@@ -58,15 +58,14 @@ RANDOM_FIT_IMAGES = 2000
 LAYERS = {"CMC (L/ab)": ("conv", "embedding"), "DIM(L)": ("conv", "y")}
 
 
-def load(data_home, n_train, n_test, n_fit):
+def load(data_home):
     try:
         Xtr, ytr = load_cifar10(data_home, subset="train", return_X_y=True)
         Xte, yte = load_cifar10(data_home, subset="test", return_X_y=True)
     except (FileNotFoundError, OSError) as exc:
         print(f"skipping: CIFAR-10 python batches not found under {data_home!r} ({exc})")
         sys.exit(0)
-    n_fit = max(n_fit, RANDOM_FIT_IMAGES)
-    return Xtr[:n_fit], Xtr[:n_train], ytr[:n_train], Xte[:n_test], yte[:n_test]
+    return Xtr, ytr, Xte, yte
 
 
 def lightness(X):
@@ -90,10 +89,8 @@ def probe():
 
 
 def run(name, transformer, X_fit, data):
-    """Fit on X_fit, probe every layer; one row per layer."""
+    """Fit on X_fit, probe every layer of ``data`` (Xtr, ytr, Xte, yte); one row per layer."""
     Xtr, ytr, Xte, yte = data
-    if name.startswith("DIM"):
-        X_fit, Xtr, Xte = lightness(X_fit), lightness(Xtr), lightness(Xte)
     start = time.perf_counter()
     if transformer is None:
         fit_s, epochs, layers = 0.0, 1, (None,)
@@ -138,8 +135,22 @@ def main():
     gpu = torch.cuda.is_available()
     epochs = args.epochs or (50 if gpu else 12)
     n_fit = args.n_fit or (50000 if gpu else 25000)
-    X_fit, *data = load(args.data_home, args.n_train, args.n_test, n_fit)
-    X_fit = X_fit[:n_fit]
+    X_all, y_all, X_test, y_test = load(args.data_home)
+    X_fit = X_all[:n_fit]
+    X_random = X_all[:RANDOM_FIT_IMAGES]
+    data = (
+        X_all[: args.n_train],
+        y_all[: args.n_train],
+        X_test[: args.n_test],
+        y_test[: args.n_test],
+    )
+    # DIM(L) sees the L channel: converted once, for the trained and the random network.
+    images = {"CMC (L/ab)": (X_fit, X_random, data)}
+    images["DIM(L)"] = (
+        lightness(X_fit),
+        lightness(X_random),
+        (lightness(data[0]), data[1], lightness(data[2]), data[3]),
+    )
     device = torch.cuda.get_device_name() if gpu else "CPU"
     print(
         f"CIFAR-10: features learned on {len(X_fit)} images for {epochs} epochs (CMC loss "
@@ -149,10 +160,12 @@ def main():
     start = time.perf_counter()
     rows = run("raw pixels", None, data[0], data)
     for name, transformer in transformers(epochs, args.loss, args.seed).items():
-        rows += run(name, transformer, X_fit, data)
+        fit_images, _, probe_data = images[name]
+        rows += run(name, transformer, fit_images, probe_data)
     for name, transformer in transformers(1, args.loss, args.seed).items():
+        _, random_images, probe_data = images[name]
         transformer.set_params(lr=1e-12, max_epochs=1)
-        rows += run(f"{name}, random weights", transformer, X_fit[:RANDOM_FIT_IMAGES], data)
+        rows += run(f"{name}, random weights", transformer, random_images, probe_data)
     print()
     print(pd.DataFrame(rows).to_string(index=False, float_format="%.4g"))
     print(f"\nwhole benchmark: {time.perf_counter() - start:.0f} s")
