@@ -8,12 +8,17 @@ Reads the official python batches with ``sk_dim.datasets.load_cifar10`` from
 they are absent. Nothing is downloaded.
 
 Every method is a feature extractor trained (self-supervised) on the first
-``--n-fit`` training images, followed by a linear probe (``StandardScaler`` +
-``LogisticRegression``) fitted on the features of the first ``--n-train``
-training images and scored on the first ``--n-test`` test images. Each
-trained network is probed at two layers: the pooled local map
-(``layer="conv"``, at the default ``pool_size``) and the representation the objective
-trains (CMC's L2-normalised embedding, DIM's y):
+``--n-fit`` training images, followed by a linear probe fitted on the features
+of the first ``--n-train`` training images and scored on the first
+``--n-test`` test images. The probe is ``StandardScaler`` +
+``LogisticRegression`` whose ``C`` (0.01, 0.1 or 1) is chosen on a held-out
+fifth of the probe's training images and then refitted on all of them: the
+usual linear evaluation protocol, which tunes the probe's regularisation for
+each feature set (trained and random features want different ``C``). Each
+trained network is probed at three layers: the pooled local map
+(``layer="conv"``, at the default ``pool_size``), the hidden fully connected
+layer ``"fc"`` and the representation the objective trains (CMC's
+L2-normalised embedding, DIM's y):
 
 - raw pixels;
 - CMC: ``CMCTransformer`` with Lab views (an L and an ab encoder, each half
@@ -27,7 +32,10 @@ trains (CMC's L2-normalised embedding, DIM's y):
   the batch-norm running statistics are estimated from the data as they
   would be in training: an "architecture only" baseline.
 
-Columns: probe accuracy, feature-learning fit seconds, training images per
+The last lines compare each method's best layer with the best layer of its
+random-weight network and with raw pixels.
+
+Columns: probe accuracy, the probe's C, feature-learning fit seconds, training images per
 second (``n_fit * epochs / fit seconds``) and total seconds including
 transform and probe.
 
@@ -55,7 +63,8 @@ from sk_dim.evaluation import probe_features
 from sk_dim.views import rgb_to_lab
 
 RANDOM_FIT_IMAGES = 2000
-LAYERS = {"CMC (L/ab)": ("conv", "embedding"), "DIM(L)": ("conv", "y")}
+LAYERS = {"CMC (L/ab)": ("conv", "fc", "embedding"), "DIM(L)": ("conv", "fc", "y")}
+PROBE_CS = (0.01, 0.1, 1.0)
 
 
 def load(data_home):
@@ -76,16 +85,27 @@ def lightness(X):
 
 
 def transformers(epochs, loss, seed):
+    # channels_last: 1.1x faster for both networks on CPU too (benchmarks/throughput.py).
+    common = {"channels_last": True, "random_state": seed}
     return {
-        "CMC (L/ab)": CMCTransformer(loss=loss, max_epochs=epochs, random_state=seed),
+        "CMC (L/ab)": CMCTransformer(loss=loss, max_epochs=epochs, **common),
         "DIM(L)": DeepInfoMaxTransformer(
-            alpha=0, beta=1, gamma=0.1, max_epochs=max(1, epochs // 6), random_state=seed
+            alpha=0, beta=1, gamma=0.1, max_epochs=max(1, epochs // 6), **common
         ),
     }
 
 
-def probe():
-    return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300))
+def probe(C):
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=300))
+
+
+def probe_accuracy(Ztr, ytr, Zte, yte):
+    """Test accuracy and C of the probe whose C scored best on the last fifth of Ztr."""
+    n_val = len(Ztr) // 5
+    fit, val = slice(None, -n_val), slice(-n_val, None)
+    scores = {C: probe(C).fit(Ztr[fit], ytr[fit]).score(Ztr[val], ytr[val]) for C in PROBE_CS}
+    best = max(scores, key=scores.get)
+    return probe(best).fit(Ztr, ytr).score(Zte, yte), best
 
 
 def run(name, transformer, X_fit, data):
@@ -102,11 +122,13 @@ def run(name, transformer, X_fit, data):
     for layer in layers:
         Ztr = probe_features(transformer, Xtr, layer=layer)
         Zte = probe_features(transformer, Xte, layer=layer)
+        accuracy, C = probe_accuracy(Ztr, ytr, Zte, yte)
         row = {
             "method": name,
             "layer": layer or "pixels",
             "features": Ztr.shape[1],
-            "accuracy": probe().fit(Ztr, ytr).score(Zte, yte),
+            "accuracy": accuracy,
+            "C": C,
             "fit s": fit_s,
             "images/s": len(X_fit) * epochs / fit_s if fit_s else np.nan,
             "total s": time.perf_counter() - start,
@@ -167,7 +189,17 @@ def main():
         transformer.set_params(lr=1e-12, max_epochs=1)
         rows += run(f"{name}, random weights", transformer, random_images, probe_data)
     print()
-    print(pd.DataFrame(rows).to_string(index=False, float_format="%.4g"))
+    table = pd.DataFrame(rows)
+    print(table.to_string(index=False, float_format="%.4g"))
+    print()
+    best = table.groupby("method", sort=False)["accuracy"].max()
+    for name in LAYERS:
+        margin_random = best[name] - best[f"{name}, random weights"]
+        margin_raw = best[name] - best["raw pixels"]
+        print(
+            f"{name}: best layer {best[name]:.4f}, {100 * margin_random:+.1f} points over its "
+            f"random-weight network's best layer, {100 * margin_raw:+.1f} over raw pixels"
+        )
     print(f"\nwhole benchmark: {time.perf_counter() - start:.0f} s")
 
 

@@ -280,7 +280,8 @@ def _as_size(out_size: int | tuple[int, int]) -> tuple[int, int]:
     return size
 
 
-def _check_range(name: str, value: tuple[float, float], lo: float, hi: float) -> None:
+def check_range(name: str, value: tuple[float, float], lo: float, hi: float) -> None:
+    """Raise a ValueError naming ``name`` unless ``value`` is a pair lo < min <= max <= hi."""
     try:
         a, b = (float(v) for v in value)
     except (TypeError, ValueError):
@@ -370,8 +371,8 @@ def random_resized_crop_flip(
     """
     _check_image_batch(x, "x")
     out_h, out_w = _as_size(out_size)
-    _check_range("scale", scale, 0.0, 1.0)
-    _check_range("ratio", ratio, 0.0, math.inf)
+    check_range("scale", scale, 0.0, 1.0)
+    check_range("ratio", ratio, 0.0, math.inf)
     _check_flip_p(flip_p)
 
     n, c, h, w = x.shape

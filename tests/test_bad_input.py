@@ -162,6 +162,10 @@ CMC_PARAMS = [
     ({"temperature": -1.0}, "temperature"),
     ({"momentum": -0.5}, "momentum"),
     ({"augment": "yes"}, "augment"),
+    ({"crop_scale": (0.0, 1.0)}, r"crop_scale must satisfy 0.0 < min <= max <= 1.0"),
+    ({"crop_scale": (0.9, 0.5)}, r"crop_scale must satisfy"),
+    ({"crop_scale": (0.5,)}, r"crop_scale must be a pair"),
+    ({"crop_scale": "wide"}, "crop_scale"),
     ({"view": -1}, "view"),
 ]
 

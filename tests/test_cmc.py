@@ -101,7 +101,7 @@ def test_colour_views_on_rgb(rgb):
     assert module.views.scale.item() == pytest.approx(1 / 255)
     in_channels = [enc.local[0].in_channels for enc in module.encoders]
     assert in_channels == [1, 2]  # L and ab
-    assert cmc.transform(rgb).shape == (64, 2 * 256)  # half-width encoders
+    assert cmc.transform(rgb).shape == (64, 2 * 64 * 16)  # half-width encoders, 4x4 grid
     # Floats in [0, 1] are not rescaled, and give the same colour views.
     as_float = CMCTransformer(**FAST).fit(rgb / 255.0)
     assert as_float.net_.module_.views.scale.item() == 1.0
@@ -128,6 +128,19 @@ def test_augmentation_only_in_training(rgb):
     crops.eval()
     first, second = crops(x)
     assert torch.equal(first, second)
+
+
+def test_crop_scale_sets_how_much_of_the_image_a_view_keeps(rgb):
+    x = torch.as_tensor(rgb).view(-1, 3, 16, 16)
+
+    def change(crop_scale):
+        views = CMCTransformer(crop_scale=crop_scale, **FAST).fit(rgb).net_.module_.views
+        assert views.crop_scale == crop_scale
+        plain = views.eval()(x)[0]
+        torch.manual_seed(0)  # the same flips for both scales
+        return (views.train()(x)[0] - plain).abs().mean().item()
+
+    assert change((0.05, 0.1)) > 1.5 * change((0.9, 1.0))
 
 
 def test_column_views_by_position_and_name(digits):
@@ -168,7 +181,7 @@ def test_callable_views(digits):
     cmc = CMCTransformer(views=[top_rows, bottom_rows_flat], **FAST).fit(digits[0])
     encoders = cmc.net_.module_.encoders
     assert [type(e).__name__ for e in encoders] == ["ConvEncoder", "MLPEncoder"]
-    assert cmc.transform(digits[0]).shape == (200, 256 + 512)
+    assert cmc.transform(digits[0]).shape == (200, 1024 + 512)
     # Each view is standardised with statistics measured at fit.
     views = cmc.net_.module_.views
     z = views(torch.as_tensor(digits[0], dtype=torch.float32).view(-1, 1, 8, 8))
@@ -243,10 +256,10 @@ def test_same_seed_same_output(digits, fitted):
 @pytest.mark.parametrize(
     ("layer", "view", "image_width", "vector_width"),
     [
-        ("conv", None, 2 * 256, 2 * 512),
+        ("conv", None, 2 * 1024, 2 * 512),
         ("fc", None, 2 * 512, 2 * 512),
         ("embedding", None, 2 * 16, 2 * 16),
-        ("conv", 1, 256, 512),
+        ("conv", 1, 1024, 512),
         ("embedding", 0, 16, 16),
     ],
 )
@@ -264,7 +277,7 @@ def test_layer_widths(fitted, digits, layer, view, image_width, vector_width):
 def test_view_and_layer_can_change_after_fit(fitted, digits):
     both = fitted.transform(digits[0])
     first = copy.deepcopy(fitted).set_params(view=0)
-    np.testing.assert_array_equal(first.transform(digits[0]), both[:, :256])
+    np.testing.assert_array_equal(first.transform(digits[0]), both[:, : both.shape[1] // 2])
     with pytest.raises(ValueError, match="view=2 is out of range"):
         first.set_params(view=2).transform(digits[0])
 
@@ -295,7 +308,7 @@ def test_user_encoders(rgb):
     cmc = CMCTransformer(encoder=TinyEncoder(), **FAST).fit(rgb)
     a, b = cmc.net_.module_.encoders
     assert a is not b and a.conv.weight.shape[1] == 1 and b.conv.weight.shape[1] == 2
-    assert cmc.transform(rgb).shape == (64, 2 * 8 * 4)
+    assert cmc.transform(rgb).shape == (64, 2 * 8 * 16)  # 8 channels on a 4x4 grid
     assert cmc.set_params(layer="embedding").transform(rgb).shape == (64, 10)
     user = [TinyEncoder(), TinyEncoder()]
     listed = CMCTransformer(encoder=user, **FAST).fit(rgb)
