@@ -206,6 +206,13 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "net_")
 
+    def __setstate__(self, state):
+        # Pickles from an older sk_dim lack the parameters added since. They get
+        # the defaults, as sk_dim.load gives them, so that get_params, clone and
+        # repr keep working; the trained network is unaffected.
+        defaults = type(self)().get_params(deep=False)
+        super().__setstate__({**defaults, **state})
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float32"]

@@ -143,6 +143,17 @@ def test_crop_scale_sets_how_much_of_the_image_a_view_keeps(rgb):
     assert change((0.05, 0.1)) > 1.5 * change((0.9, 1.0))
 
 
+def test_pickles_from_before_a_parameter_existed_load_with_its_default(rgb):
+    cmc = CMCTransformer(**FAST).fit(rgb)
+    state = dict(cmc.__getstate__())
+    del state["crop_scale"]  # as pickled by sk_dim before crop_scale was added
+    old = CMCTransformer.__new__(CMCTransformer)
+    old.__setstate__(state)
+    assert old.get_params()["crop_scale"] == CMCTransformer().crop_scale
+    assert clone(old).get_params() == clone(cmc).get_params()
+    np.testing.assert_array_equal(old.transform(rgb), cmc.transform(rgb))
+
+
 def test_column_views_by_position_and_name(digits):
     X = digits[0]
     cmc = CMCTransformer(views=[list(range(32)), list(range(32, 64))], layer="embedding", **FAST)
