@@ -15,6 +15,7 @@ from torch import nn
 from ._base import BaseSelfSupervised
 from .modules.encoders import ENCODERS, build_encoder, select_layer, unpack
 from .modules.multiview import (
+    CROP_SCALE,
     CallableViews,
     ColorViews,
     ColumnViews,
@@ -283,7 +284,7 @@ class CMCTransformer(BaseSelfSupervised):
         temperature=0.07,
         momentum=0.5,
         augment=True,
-        crop_scale=(0.6, 1.0),
+        crop_scale=CROP_SCALE,
         encoder="auto",
         image_shape="auto",
         layer="conv",

@@ -32,6 +32,9 @@ from .encoders import EncoderOutput, unpack
 # views. CMC uses (0.2, 1) on ImageNet; small images (CIFAR, digits) lose too much
 # there, and on 32x32 CIFAR-10 (0.6, 1) learned better features than (0.3, 1).
 CROP_SCALE = (0.6, 1.0)
+# What modules pickled before crop_scale existed were trained with; read through
+# the class attribute, since their instance dicts have no crop_scale.
+_OLD_CROP_SCALE = (0.3, 1.0)
 
 
 def _augment(x: Tensor, crop_scale: tuple[float, float]) -> Tensor:
@@ -48,8 +51,7 @@ class ColorViews(nn.Module):
     crop is taken before the colour split).
     """
 
-    # Class-level default: modules pickled before crop_scale existed used (0.3, 1).
-    crop_scale: tuple[float, float] = (0.3, 1.0)
+    crop_scale: tuple[float, float] = _OLD_CROP_SCALE
 
     def __init__(
         self,
@@ -79,7 +81,7 @@ class CropViews(nn.Module):
     views are two looks at the same image; in eval mode all copies are the image.
     """
 
-    crop_scale: tuple[float, float] = (0.3, 1.0)  # as in ColorViews
+    crop_scale: tuple[float, float] = _OLD_CROP_SCALE
 
     def __init__(
         self,
