@@ -29,15 +29,17 @@ bench: $(STAMP)
 	$(PY) benchmarks/digits.py
 
 # Sphinx + numpydoc + sphinx-gallery into .venv (nothing system-level); warnings are
-# errors. The gallery examples run on the CPU at reduced settings: a few minutes.
+# errors. The gallery examples run on the CPU at reduced settings, DOCS_JOBS at a
+# time: a few minutes. Nothing is downloaded (see docs/conf.py).
 DOCS_STAMP := $(VENV)/.docs-installed
+DOCS_JOBS ?= 2
 
 $(DOCS_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install --quiet -e ".[docs]"
 	touch $@
 
 docs: $(DOCS_STAMP)
-	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+	$(VENV)/bin/sphinx-build -W --keep-going -j $(DOCS_JOBS) -b html docs docs/_build/html
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -1,70 +1,74 @@
-"""CIFAR-10 benchmark: linear probe on CMC (L/ab) and DIM(L) features.
+"""CIFAR-10 benchmark: raw pixels, k-means (Coates et al.), random-weight networks, CMC and DIM.
 
-    python benchmarks/cifar10.py --data-home DIR [--n-train 10000 --n-test 2000
-                                 --n-fit N --epochs N --loss softmax --threads T]
+    python benchmarks/cifar10.py --data-home DIR [--regime small]
+        [--n-fit N --n-train 10000 --n-test 2000 --epochs N --dim-epochs N
+         --dim {L,defaults} --k 1600 --methods pixels,kmeans,random,cmc,dim
+         --loss softmax --threads T --seed 0]
 
 Reads the official python batches with ``sk_dim.datasets.load_cifar10`` from
 ``DIR`` (or ``DIR/cifar-10-batches-py``); exits with a "skipping" message when
 they are absent. Nothing is downloaded.
 
-Every method is a feature extractor trained (self-supervised) on the first
-``--n-fit`` training images, followed by a linear probe fitted on the features
-of the first ``--n-train`` training images and scored on the first
-``--n-test`` test images. The probe is ``StandardScaler`` +
-``LogisticRegression`` whose ``C`` (0.01, 0.1 or 1) is chosen on a held-out
-fifth of the probe's training images and then refitted on all of them: the
-usual linear evaluation protocol, which tunes the probe's regularisation for
-each feature set (trained and random features want different ``C``). Each
-trained network is probed at two layers: the pooled local map
-(``layer="conv"``, at the default ``pool_size``) and the representation the
-objective trains (CMC's L2-normalised embedding, DIM's y). The hidden layer
-``"fc"`` was never the best of the three and is left out to save time:
+Every method is a feature extractor fitted without labels on the first
+``--n-fit`` training images, then probed with the protocol of
+``benchmarks/_protocol.py``: ``StandardScaler`` + ``LogisticRegression`` fitted on
+the first ``--n-train`` training images, its ``C`` chosen on a held-out fifth of
+them, scored on the first ``--n-test`` test images. Rows:
 
 - raw pixels;
-- CMC: ``CMCTransformer`` with Lab views (an L and an ab encoder, each half
-  the width of DIM's) and the loss of ``--loss``;
-- DIM(L): ``DeepInfoMaxTransformer(alpha=0, beta=1, gamma=0.1)`` on the L
-  channel alone (the single-view baseline of the CMC paper), 1/6 of CMC's
-  epochs;
-- the same networks with random weights: fitted for one epoch with
-  ``lr=1e-12`` on the first 2,000 training images. Adam's steps are then
-  about 1e-12, so the weights stay at their (seeded) initialisation, while
-  the batch-norm running statistics are estimated from the data as they
-  would be in training: an "architecture only" baseline.
+- k-means: the single-layer network of Coates, Lee and Ng (AISTATS 2011),
+  ``benchmarks/coates.py``: 6x6 whitened patches, ``--k`` centroids, triangle
+  code, quadrant sum-pooling (``4 * K`` features);
+- CMC: ``CMCTransformer`` with Lab views (an L and an ab encoder) and the loss of
+  ``--loss``, probed at its default layer and at the embedding;
+- DIM: with ``--dim L`` (the default regime), DIM(L),
+  ``DeepInfoMaxTransformer(alpha=0, beta=1, gamma=0.1)`` on the L channel alone
+  (the single-view baseline of the CMC paper), 1/6 of CMC's epochs; with ``--dim
+  defaults``, ``DeepInfoMaxTransformer`` at its default parameters on the RGB
+  images. Probed at its default layer and at y;
+- the same two networks with random weights (see ``_protocol.py``).
 
-The last lines compare each method's best layer with the best layer of its
-random-weight network and with raw pixels.
+Regimes:
 
-Columns: probe accuracy, the probe's C, feature-learning fit seconds, training images per
-second (``n_fit * epochs / fit seconds``) and total seconds including
-transform and probe.
+- default: on CPU, features learned from 25,000 images (CMC 12 epochs, DIM(L) 2) and
+  probed on 10,000 / 2,000 images, in about 15 minutes on 2 cores; on a GPU,
+  ``--n-fit 50000`` and 50 epochs (use ``--n-train 50000 --n-test 10000`` for the
+  full data set);
+- ``--regime small``: what users of a scikit-learn transformer often have, 5,000
+  training images for feature learning and probe, 2,000 test images; CMC and DIM at
+  their default parameters, ``max_epochs`` included, DIM on RGB.
 
-On CPU the defaults learn from 25,000 images for 12 epochs and probe on
-10,000 / 2,000, in under 15 minutes on 2 cores (834 s in the last run). On a
-GPU the defaults are ``--n-fit 50000`` and 50 epochs; use ``--n-train 50000
---n-test 10000`` for the full data set.
+Any explicit option overrides the regime's value. ``channels_last=True`` is set on
+both networks: a speed option only (1.1x faster on CPU too,
+``benchmarks/throughput.py``). The table is written to
+``benchmarks/results/cifar10[_small].md`` (``--results NAME`` or ``none``).
 """
 
 import argparse
 import os
+import shlex
 import sys
 import time
+from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
-from sk_dim import CMCTransformer, DeepInfoMaxTransformer
-from sk_dim.datasets import load_cifar10
-from sk_dim.evaluation import probe_features
-from sk_dim.views import rgb_to_lab
+sys.path.insert(0, str(Path(__file__).parent))
+from _protocol import RANDOM_FIT_IMAGES, evaluate, layers, random_weights, report, summary  # noqa: E402
+from coates import KMeansTriangleFeatures  # noqa: E402
 
-RANDOM_FIT_IMAGES = 2000
-LAYERS = {"CMC (L/ab)": ("conv", "embedding"), "DIM(L)": ("conv", "y")}
-PROBE_CS = (0.01, 0.1, 1.0)
-PROBE_ITERATIONS = 100
+from sk_dim import CMCTransformer, DeepInfoMaxTransformer  # noqa: E402
+from sk_dim.datasets import load_cifar10  # noqa: E402
+from sk_dim.views import rgb_to_lab  # noqa: E402
+
+METHODS = ("pixels", "kmeans", "random", "cmc", "dim")
+REGIMES = {
+    # n_fit, n_train, n_test, CMC epochs, DIM variant; None: decided by the device.
+    "default": (None, 10000, 2000, None, "L"),
+    "small": (5000, 5000, 2000, "estimator", "defaults"),
+}
 
 
 def load(data_home):
@@ -84,129 +88,118 @@ def lightness(X):
     return L.round().clamp(0, 255).to(torch.uint8).numpy()
 
 
-def transformers(epochs, loss, seed):
-    # channels_last: 1.1x faster for both networks on CPU too (benchmarks/throughput.py).
-    common = {"channels_last": True, "random_state": seed}
+def networks(args):
+    """{method: (row label, transformer, image function, extra layers to probe)}."""
+    # channels_last: a speed option only, 1.1x faster for both networks on CPU too.
+    common = {"channels_last": True, "random_state": args.seed}
+    cmc_epochs = {} if args.epochs is None else {"max_epochs": args.epochs}
+    cmc = CMCTransformer(loss=args.loss, **cmc_epochs, **common)
+    if args.dim == "L":
+        epochs = args.dim_epochs or max(1, cmc.max_epochs // 6)
+        dim = DeepInfoMaxTransformer(alpha=0, beta=1, gamma=0.1, max_epochs=epochs, **common)
+        dim_images = lightness
+    else:
+        dim_epochs = {} if args.dim_epochs is None else {"max_epochs": args.dim_epochs}
+        dim = DeepInfoMaxTransformer(**dim_epochs, **common)
+        dim_images = None
     return {
-        "CMC (L/ab)": CMCTransformer(loss=loss, max_epochs=epochs, **common),
-        "DIM(L)": DeepInfoMaxTransformer(
-            alpha=0, beta=1, gamma=0.1, max_epochs=max(1, epochs // 6), **common
-        ),
+        "cmc": ("CMC (L/ab)", cmc, None, ("embedding",)),
+        "dim": ("DIM(L)" if args.dim == "L" else "DIM (defaults)", dim, dim_images, ("y",)),
     }
 
 
-def probe_accuracy(Ztr, ytr, Zte, yte):
-    """Test accuracy and C of the probe whose C scored best on the last fifth of Ztr."""
-    # float32 and 100 lbfgs iterations: 3x faster than float64 and 300 iterations,
-    # within half a point of their validation accuracy on these features.
-    scaler = StandardScaler().fit(Ztr)
-    Ztr, Zte = (scaler.transform(Z).astype(np.float32) for Z in (Ztr, Zte))
-    n_val = len(Ztr) // 5
-    fit, val = slice(None, -n_val), slice(-n_val, None)
-    # Increasing C with warm starts: each fit starts from the last one's weights.
-    classifier = LogisticRegression(max_iter=PROBE_ITERATIONS, warm_start=True)
-    scores = {}
-    for C in PROBE_CS:
-        classifier.set_params(C=C).fit(Ztr[fit], ytr[fit])
-        scores[C] = classifier.score(Ztr[val], ytr[val])
-    best = max(scores, key=scores.get)
-    final = LogisticRegression(C=best, max_iter=PROBE_ITERATIONS).fit(Ztr, ytr)
-    return final.score(Zte, yte), best
-
-
-def run(name, transformer, X_fit, data):
-    """Fit on X_fit, probe every layer of ``data`` (Xtr, ytr, Xte, yte); one row per layer."""
-    Xtr, ytr, Xte, yte = data
-    start = time.perf_counter()
-    if transformer is None:
-        fit_s, epochs, layers = 0.0, 1, (None,)
-    else:
-        transformer.fit(X_fit)
-        fit_s, epochs = time.perf_counter() - start, transformer.max_epochs
-        layers = LAYERS[name.split(",")[0]]
-    rows = []
-    for layer in layers:
-        Ztr = probe_features(transformer, Xtr, layer=layer)
-        Zte = probe_features(transformer, Xte, layer=layer)
-        accuracy, C = probe_accuracy(Ztr, ytr, Zte, yte)
-        row = {
-            "method": name,
-            "layer": layer or "pixels",
-            "features": Ztr.shape[1],
-            "accuracy": accuracy,
-            "C": C,
-            "fit s": fit_s,
-            "images/s": len(X_fit) * epochs / fit_s if fit_s else np.nan,
-            "total s": time.perf_counter() - start,
-        }
-        print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))  # noqa: E501  # fmt: skip
-        rows.append(row)
-    return rows
+def parse(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-home", default=os.environ.get("SK_DIM_DATA_HOME"))
+    parser.add_argument("--regime", default="default", choices=tuple(REGIMES))
+    parser.add_argument("--n-train", type=int, default=None, help="probe training images")
+    parser.add_argument("--n-test", type=int, default=None)
+    parser.add_argument("--n-fit", type=int, default=None, help="feature-learning images")
+    parser.add_argument("--epochs", type=int, default=None, help="CMC max_epochs")
+    parser.add_argument("--dim-epochs", type=int, default=None, help="DIM max_epochs")
+    parser.add_argument("--dim", default=None, choices=("L", "defaults"), help="DIM variant")
+    parser.add_argument("--loss", default="softmax", choices=("nce", "softmax"))
+    parser.add_argument("--k", type=int, default=1600, help="k-means centroids")
+    parser.add_argument("--kmeans-iter", type=int, default=10)
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")
+    parser.add_argument("--threads", type=int, default=None, help="torch and BLAS threads")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--results", default=None, help="name of benchmarks/results/NAME.md; 'none' writes nothing"
+    )
+    args = parser.parse_args(argv)
+    n_fit, n_train, n_test, epochs, dim = REGIMES[args.regime]
+    gpu = torch.cuda.is_available()
+    args.n_fit = args.n_fit or n_fit or (50000 if gpu else 25000)
+    args.n_train = args.n_train or n_train
+    args.n_test = args.n_test or n_test
+    if args.epochs is None and epochs is None:
+        args.epochs = 50 if gpu else 12
+    args.dim = args.dim or dim
+    args.methods = args.methods.split(",")
+    unknown = set(args.methods) - set(METHODS)
+    if unknown:
+        parser.error(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
+    return args
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-home", default=os.environ.get("SK_DIM_DATA_HOME"))
-    parser.add_argument("--n-train", type=int, default=10000)
-    parser.add_argument("--n-test", type=int, default=2000)
-    parser.add_argument("--n-fit", type=int, default=None, help="25000 on CPU, 50000 on GPU")
-    parser.add_argument("--epochs", type=int, default=None, help="12 on CPU, 50 on GPU")
-    parser.add_argument("--loss", default="softmax", choices=("nce", "softmax"))
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parse()
     if args.data_home is None:
         print("skipping: give --data-home DIR (or set SK_DIM_DATA_HOME)")
         return
     if args.threads:
+        # BLAS and OpenMP too: oversubscribed threads made the probe 40x slower on a busy CPU.
         torch.set_num_threads(args.threads)
-    gpu = torch.cuda.is_available()
-    epochs = args.epochs or (50 if gpu else 12)
-    n_fit = args.n_fit or (50000 if gpu else 25000)
+        threadpool_limits(args.threads)
     X_all, y_all, X_test, y_test = load(args.data_home)
-    X_fit = X_all[:n_fit]
-    X_random = X_all[:RANDOM_FIT_IMAGES]
+    X_fit = X_all[: args.n_fit]
     data = (
         X_all[: args.n_train],
         y_all[: args.n_train],
         X_test[: args.n_test],
         y_test[: args.n_test],
     )
-    # DIM(L) sees the L channel: converted once, for the trained and the random network.
-    images = {"CMC (L/ab)": (X_fit, X_random, data)}
-    images["DIM(L)"] = (
-        lightness(X_fit),
-        lightness(X_random),
-        (lightness(data[0]), data[1], lightness(data[2]), data[3]),
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    title = (
+        f"CIFAR-10 ({args.regime} regime): features learned on {len(X_fit)} images; probe on "
+        f"{len(data[0])} train / {len(data[2])} test images; {device}, "
+        f"torch threads={torch.get_num_threads()}"
     )
-    device = torch.cuda.get_device_name() if gpu else "CPU"
-    print(
-        f"CIFAR-10: features learned on {len(X_fit)} images for {epochs} epochs (CMC loss "
-        f"{args.loss!r}); probe on {len(data[0])} train / {len(data[2])} test images; "
-        f"{device}, torch threads={torch.get_num_threads()}"
-    )
+    print(title, flush=True)
     start = time.perf_counter()
-    rows = run("raw pixels", None, data[0], data)
-    for name, transformer in transformers(epochs, args.loss, args.seed).items():
-        fit_images, _, probe_data = images[name]
-        rows += run(name, transformer, fit_images, probe_data)
-    for name, transformer in transformers(1, args.loss, args.seed).items():
-        _, random_images, probe_data = images[name]
-        transformer.set_params(lr=1e-12, max_epochs=1)
-        rows += run(f"{name}, random weights", transformer, random_images, probe_data)
-    print()
+    rows = []
+    if "pixels" in args.methods:
+        rows += evaluate("raw pixels", None, None, data)
+    if "kmeans" in args.methods:
+        kmeans = KMeansTriangleFeatures(args.k, max_iter=args.kmeans_iter, random_state=args.seed)
+        rows += evaluate(f"k-means (K={args.k})", kmeans, X_fit, data)
+    for method, (name, transformer, images, extra) in networks(args).items():
+        # DIM(L) sees the L channel: converted once, for the trained and the random network.
+        fit_images, probe_data = X_fit, data
+        if images is not None:
+            fit_images = images(X_fit)
+            probe_data = (images(data[0]), data[1], images(data[2]), data[3])
+        probed = layers(transformer, extra)
+        if "random" in args.methods:
+            random = random_weights(transformer)
+            rows += evaluate(
+                f"{name}, random weights",
+                random,
+                fit_images[:RANDOM_FIT_IMAGES],
+                probe_data,
+                probed,
+            )
+        if method in args.methods:
+            label = f"{name}, {transformer.max_epochs} epochs"
+            rows += evaluate(label, transformer, fit_images, probe_data, probed)
     table = pd.DataFrame(rows)
-    print(table.to_string(index=False, float_format="%.4g"))
-    print()
-    best = table.groupby("method", sort=False)["accuracy"].max()
-    for name in LAYERS:
-        margin_random = best[name] - best[f"{name}, random weights"]
-        margin_raw = best[name] - best["raw pixels"]
-        print(
-            f"{name}: best layer {best[name]:.4f}, {100 * margin_random:+.1f} points over its "
-            f"random-weight network's best layer, {100 * margin_raw:+.1f} over raw pixels"
-        )
-    print(f"\nwhole benchmark: {time.perf_counter() - start:.0f} s")
+    references = [m for m in table["method"].unique() if m == "raw pixels" or "k-means" in m]
+    notes = summary(table, references)
+    notes.append(f"\nwhole benchmark: {time.perf_counter() - start:.0f} s")
+    command = "python benchmarks/cifar10.py " + shlex.join(sys.argv[1:])
+    name = args.results or ("cifar10" if args.regime == "default" else f"cifar10_{args.regime}")
+    report(name, title, table, command, notes)
 
 
 if __name__ == "__main__":

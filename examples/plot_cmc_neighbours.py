@@ -4,105 +4,98 @@ Nearest neighbours in a CMC embedding
 
 Contrastive Multiview Coding learns one encoder for the lightness L of an
 image and one for its colour ab, trained so that the two views of the same
-image agree. Here we fit :class:`sk_dim.CMCTransformer` on a few hundred
-colour images at reduced settings and look up nearest neighbours (cosine
-distance) in the learned embedding.
+image agree: what the features keep is what lightness and colour have in
+common, the shapes, not the colours themselves.
 
-The images are CIFAR-10 when the environment variable ``SK_DIM_DATA_HOME``
-points at a folder holding ``cifar-10-batches-py``; otherwise synthetic
-32x32 images of coloured shapes (discs, squares and bars on coloured
-backgrounds) are generated with numpy. Runs in a minute or two on a CPU.
+Here the images are scikit-learn's digits upscaled to 16x16 and painted with
+a random stroke colour on a random background colour, so that colour says
+nothing about the digit. :class:`sk_dim.CMCTransformer` is fitted on 600 of
+them without labels, at reduced settings, and each of the 200 others looks up
+its 5 nearest fitted images (cosine distance) in three spaces:
+
+- the raw RGB pixels;
+- the features of CMC's L encoder (``view=0``);
+- the L channel itself (CIELAB lightness), a hand-made colour-blind baseline.
+
+The score beside each picture is the share of neighbours showing the query's
+digit, over the 200 queries (0.1 is chance).
 """
 
-import os
-
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from sklearn.datasets import load_digits
 from sklearn.neighbors import NearestNeighbors
 
 from sk_dim import CMCTransformer
+from sk_dim.views import rgb_to_lab
 
-N_IMAGES = 600
-SIDE = 32
+torch.set_num_threads(1)
 
 
-def synthetic_shapes(n, seed=0):
-    """Coloured discs, squares and bars on coloured backgrounds, uint8 (n, 3, 32, 32)."""
+def tinted_digits(n, scale=2, seed=0):
+    """Digits upscaled ``scale`` times, random stroke and background colours, uint8 RGB."""
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:SIDE, :SIDE]
-    labels = rng.integers(0, 3, n)
-    images = np.empty((n, 3, SIDE, SIDE))
-    for i, label in enumerate(labels):
-        cy, cx, r = rng.uniform(10, 22), rng.uniform(10, 22), rng.uniform(5, 9)
-        if label == 0:
-            mask = (yy - cy) ** 2 + (xx - cx) ** 2 < r**2
-        elif label == 1:
-            mask = (abs(yy - cy) < r * 0.8) & (abs(xx - cx) < r * 0.8)
-        else:
-            mask = abs(yy - cy) < r * 0.35
-        shape_colour, background = rng.uniform(0, 1, 3), rng.uniform(0, 1, 3)
-        noise = rng.normal(0, 0.03, (3, SIDE, SIDE))
-        images[i] = np.where(mask, shape_colour[:, None, None], background[:, None, None]) + noise
-    images = (images.clip(0, 1) * 255).round().astype(np.uint8)
-    return images, labels, np.array(["disc", "square", "bar"])
+    digits = load_digits()
+    strokes = np.kron(digits.images[:n] / 16.0, np.ones((scale, scale)))  # (n, H, W) in [0, 1]
+    fg = rng.uniform(0, 1, (n, 3, 1, 1))
+    bg = rng.uniform(0, 1, (n, 3, 1, 1))
+    rgb = strokes[:, None] * fg + (1 - strokes[:, None]) * bg  # (n, 3, H, W)
+    return (rgb * 255).round().astype(np.uint8), digits.target[:n]
 
 
-def load_images():
-    data_home = os.environ.get("SK_DIM_DATA_HOME")
-    if data_home:
-        from sk_dim.datasets import load_cifar10
-
-        try:
-            cifar = load_cifar10(data_home, subset="train")
-            return cifar.images[:N_IMAGES], cifar.target[:N_IMAGES], cifar.target_names, "CIFAR-10"
-        except (FileNotFoundError, OSError) as exc:
-            print(f"CIFAR-10 not found ({exc}); using synthetic shapes")
-    return (*synthetic_shapes(N_IMAGES), "synthetic shapes")
-
-
-torch.set_num_threads(min(2, torch.get_num_threads()))
-images, labels, names, source = load_images()
-print(f"{len(images)} images from {source}")
+images, labels = tinted_digits(800)
+X = images.reshape(len(images), -1)  # flattened RGB, as scikit-learn expects
+fit, queries = np.arange(600), np.arange(600, 800)
 
 # %%
-# Reduced settings: small embedding, few negatives (the data set is small) and a
-# few epochs. layer="embedding" returns both views' L2-normalised embeddings.
-cmc = CMCTransformer(
-    n_components=64,
-    n_negatives=256,
-    max_epochs=8,
-    batch_size=64,
-    layer="embedding",
-    random_state=0,
-)
-Z = cmc.fit_transform(images)
+# Reduced settings: a small embedding, few negatives (the data set is small)
+# and 8 epochs.
+cmc = CMCTransformer(n_components=64, n_negatives=256, max_epochs=8, random_state=0, device="cpu")
+cmc.fit(X[fit])
 print(cmc.history_[["train_loss", "contrast_0_1", "contrast_1_0"]].round(3).to_string())
 
-# Cosine neighbours on the concatenated (L, ab) embedding; the first hit is the query.
-queries = np.arange(6)
-knn = NearestNeighbors(n_neighbors=6, metric="cosine").fit(Z)
-_, neighbours = knn.kneighbors(Z[queries])
-for q, row in zip(queries, neighbours, strict=True):
-    found = ", ".join(f"{j} ({names[labels[j]]})" for j in row[1:])
-    print(f"query {q} ({names[labels[q]]}): {found}")
-same = (labels[neighbours[:, 1:]] == labels[queries, None]).mean()
-print(f"neighbours with the query's label: {same:.2f}")
+lightness = rgb_to_lab(torch.from_numpy(images / 255.0).float())[:, 0]  # (N, H, W) in [0, 100]
+spaces = {
+    "raw RGB pixels": X.astype(np.float32),
+    "CMC, L encoder": cmc.set_params(view=0).transform(X),
+    "L channel": lightness.reshape(len(X), -1).numpy(),
+}
+neighbours, titles = {}, {}
+for name, features in spaces.items():
+    knn = NearestNeighbors(n_neighbors=5, metric="cosine").fit(features[fit])
+    neighbours[name] = fit[knn.kneighbors(features[queries], return_distance=False)]
+    same = (labels[neighbours[name]] == labels[queries, None]).mean()
+    print(f"{name:>15}: {same:.2f} of the neighbours show the query's digit")
+    titles[name] = f"{name}: {same:.2f}"
 
 # %%
-# Plot each query with its neighbours when matplotlib is installed.
-try:
-    import matplotlib.pyplot as plt
-except ImportError:
-    plt = None
-
-if plt is not None:
-    fig, axes = plt.subplots(len(queries), 6, figsize=(7, 7))
-    for r, row in enumerate(neighbours):
-        for c, j in enumerate(row):
-            ax = axes[r, c]
+# Four queries (left) and their neighbours in each space.
+shown = queries[:4]
+fig, axes = plt.subplots(len(shown), 20, figsize=(12, 3.2))
+for ax in axes.ravel():
+    ax.set_axis_off()  # the two columns between blocks stay blank
+for block, (name, idx) in enumerate(neighbours.items()):
+    for r, q in enumerate(shown):
+        for c, j in enumerate([q, *idx[r]]):
+            ax = axes[r, 7 * block + c]
+            ax.set_axis_on()
             ax.imshow(images[j].transpose(1, 2, 0))
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(("query: " if c == 0 else "") + str(names[labels[j]]), fontsize=7)
-    fig.suptitle(f"CMC (L/ab) nearest neighbours, {source}")
-    fig.tight_layout()
+    axes[0, 7 * block + 2].set_title(titles[name], fontsize=9)
+fig.suptitle("Nearest neighbours of tinted digits (first column of each block: the query)")
+plt.show()
+
+# %%
+# What the scores say
+# -------------------
+#
+# Raw RGB pixels find the query's digit only about 0.22 of the time, not much
+# above chance: their neighbours share the query's colours. CMC's L encoder,
+# trained to agree with the colour encoder, sees past the colours and finds the
+# digit more often (about 0.38). The lightness channel alone does better
+# still (about 0.63): on these synthetic images lightness carries the whole
+# digit, and 8 epochs on 600 images teach CMC less than this hand-made
+# colour-blind transform. The benchmarks (:doc:`/benchmarks`) compare CMC
+# with baselines on natural images, where no such transform exists.

@@ -2,8 +2,8 @@
 
 from .cmc import CMCTransformer
 from .dim import DeepInfoMaxTransformer
-from .persistence import load
+from .persistence import load, save
 
 __version__ = "0.1.0"
 
-__all__ = ["CMCTransformer", "DeepInfoMaxTransformer", "load", "__version__"]
+__all__ = ["CMCTransformer", "DeepInfoMaxTransformer", "load", "save", "__version__"]

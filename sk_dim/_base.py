@@ -8,6 +8,7 @@ return.
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from abc import abstractmethod
@@ -34,6 +35,8 @@ from ._torch import (
 
 # Square images at least this wide are recognised without an image_shape.
 MIN_INFERRED_SIDE = 8
+# Rows read at a time for the scaling statistics: their float64 copy is 8x this.
+_STATS_CHUNK_BYTES = 2**20
 # accelerate's names for the precisions (see ``precision_``).
 _ACCELERATE_PRECISIONS = {"no": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
@@ -63,9 +66,18 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         "precision": [StrOptions(set(PRECISIONS))],
         "channels_last": [StrOptions({"auto"}), "boolean"],
         "compile": ["boolean"],
+        "warm_start": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "callbacks": [list, tuple, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
+
+    # Parameters that change what transform returns, not what fit learns.
+    _OUTPUT_PARAMS: tuple[str, ...] = ("layer", "pool_size")
 
     # -- what subclasses provide ----------------------------------------------
     @abstractmethod
@@ -79,15 +91,34 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     def _check_params(self, input_shape: tuple[int, ...], n_samples: int) -> None:
         """Checks that need the data (the constraints cover the rest)."""
 
+    def _prepare_training(self, module: nn.Module, X: np.ndarray, *, partial: bool) -> None:
+        """Set up training-only state sized by the data X about to be trained on.
+
+        Called before every training run: a new fit, a warm-started ``fit``
+        and each ``partial_fit`` (``partial=True``).
+        """
+
+    def _finish_training(self, module: nn.Module, *, partial: bool) -> None:
+        """Drop training-only state that inference does not need, after training."""
+
     # -- fit / transform ------------------------------------------------------
     def fit(self, X, y=None):
         """Train the network on X.
+
+        With ``warm_start=True`` and a fitted transformer, training continues
+        from the fitted network and optimizer state for ``max_epochs`` more
+        epochs; otherwise it starts anew.
+
+        Fitting is all or nothing: if it raises (bad input, a diverged
+        training with ``on_divergence="raise"``), the transformer is left
+        exactly as it was before the call, fitted or not.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, C, H, W)
             Training data: flattened images (with ``image_shape``), 4-D image
-            arrays, or feature vectors. uint8 pixels and floats both work.
+            arrays, or feature vectors. uint8 pixels and floats both work. A
+            ``numpy.memmap`` is read one batch at a time.
         y : None
             Ignored; present for Pipeline compatibility.
 
@@ -97,13 +128,61 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             The fitted transformer.
         """
         self._validate_params()
-        with torch_threads(self.n_threads):
-            return self._fit(X)
+        return self._train(X, epochs=None, partial=False)
 
-    def _fit(self, X):
+    def partial_fit(self, X, y=None):
+        """Train for one pass over X, continuing from the current network.
+
+        The first call initialises the network (scaling statistics included)
+        from X; later calls must pass data of the same shape. Use it to train
+        on data that arrives in chunks or does not fit in memory (e.g. with
+        ``dask_ml.wrappers.Incremental``). Each call is all or nothing, as
+        :meth:`fit` is.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, C, H, W)
+            A chunk of training data, at least 2 samples.
+        y : None
+            Ignored; present for Pipeline compatibility.
+
+        Returns
+        -------
+        self : object
+            The fitted transformer.
+        """
+        if not self.__sklearn_is_fitted__():
+            self._validate_params()
+        return self._train(X, epochs=1, partial=True)
+
+    def _train(self, X, *, epochs: int | None, partial: bool):
+        before = dict(self.__dict__)
+        try:
+            with torch_threads(self.n_threads):
+                if (partial or self.warm_start) and self.__sklearn_is_fitted__():
+                    self._continue_training(X, epochs or self.max_epochs, partial)
+                else:
+                    self._fit_new(X, epochs, partial)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+        self.history_ = _history_frame(self.net_.history)
+        self._widths = {}
+        return self
+
+    def _fit_new(self, X, epochs: int | None, partial: bool) -> None:
         accelerator = self._make_accelerator()
         device = self._check_device(accelerator)
         X, input_shape = self._validate_input(X, reset=True)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        if accelerator is not None and accelerator.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            # One seed for all processes, even with random_state=None: they
+            # must draw the same order each epoch to take disjoint shards of it.
+            seed = broadcast_object_list([seed])[0]
+        X, X_valid = self._split_validation(X, seed)
         self._check_params(input_shape, len(X))
         batch_size = self._check_batch_size(len(X))
         self.input_shape_ = input_shape
@@ -115,18 +194,9 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             self.precision_ = _ACCELERATE_PRECISIONS.get(
                 accelerator.mixed_precision, str(accelerator.mixed_precision)
             )
-
-        on_divergence = self.on_divergence
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        if accelerator is not None and accelerator.num_processes > 1:
-            from accelerate.utils import broadcast_object_list
-
-            # One seed for all processes, even with random_state=None: they
-            # must draw the same order each epoch to take disjoint shards of it.
-            seed = broadcast_object_list([seed])[0]
-        data = _as_tensor(X, input_shape)
         with seeded(seed, device):
             module = self._checked_module(X, input_shape)
+            self._prepare_training(module, X, partial=partial)
             net = nets.make_net(
                 module,
                 lr=self.lr,
@@ -135,41 +205,88 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 device=device,
                 verbose=int(self.verbose),
                 seed=seed,
-                keep_last_finite=on_divergence == "keep_last",
+                keep_last_finite=self.on_divergence == "keep_last",
                 accelerator=accelerator,
                 # The parameters, not precision_ / channels_last_: the net resolves
                 # "auto" again wherever it later runs (e.g. unpickled on a CPU).
                 precision=self.precision,
                 channels_last=self.channels_last,
                 compile=self.compile,
+                callbacks=copy.deepcopy(list(self.callbacks or ())),
+                validation_data=None if X_valid is None else _batch_source(X_valid, input_shape),
+                n_iter_no_change=self.n_iter_no_change if self.early_stopping else None,
+                tol=self.tol,
             )
-            try:
-                net.fit(data)
-            except nets.TrainingDiverged as exc:
-                if on_divergence == "raise" or net.last_finite_state_ is None:
-                    raise
-                net.module_.load_state_dict(net.last_finite_state_)
-                warnings.warn(
-                    f"{exc} on_divergence='keep_last': keeping the weights from the end of "
-                    f"epoch {exc.epoch - 1}.",
-                    UserWarning,
-                    stacklevel=3,
-                )
-        del net.last_finite_state_  # a copy of the weights: not worth persisting
+            self._run(net, _batch_source(X, input_shape), epochs)
+        # A plain net: it pickles, and transforms, without accelerate.
+        self.net_ = nets.without_accelerator(net)
+        self._finish_training(self.net_.module_, partial=partial)
+        self.versions_ = _versions()
+
+    def _continue_training(self, X, epochs: int, partial: bool) -> None:
+        """Train a copy of the fitted network, then keep it if training succeeds."""
+        if self.accelerate not in (None, False):
+            raise ValueError(
+                "warm_start and partial_fit continue training without accelerate; set "
+                "accelerate=None, or fit anew (warm_start=False)"
+            )
+        X, input_shape = self._validate_input(X, reset=False)
+        net = copy.deepcopy(self.net_)
+        net.continue_training()
+        X, X_valid = self._split_validation(X, net.seed + len(net.history))
+        net.batch_size = self._check_batch_size(len(X))
+        net.train_split = (
+            None if X_valid is None else nets.HeldOut(_batch_source(X_valid, input_shape))
+        )
+        with seeded(net.seed, net.device):
+            self._prepare_training(net.module_, X, partial=partial)
+            self._run(net, _batch_source(X, input_shape), epochs, continuing=True)
+        self.net_ = net
+        self._finish_training(net.module_, partial=partial)
+
+    def _run(self, net, data, epochs: int | None, *, continuing: bool = False) -> None:
+        """Train ``net`` on ``data``, applying ``on_divergence`` and reporting Ctrl-C."""
+        try:
+            if continuing:
+                net.partial_fit(data, epochs=epochs)
+            else:
+                net.fit(data, epochs=epochs)
+        except nets.TrainingDiverged as exc:
+            if self.on_divergence == "raise" or net.last_finite_state_ is None:
+                raise
+            net.module_.load_state_dict(net.last_finite_state_)
+            warnings.warn(
+                f"{exc} on_divergence='keep_last': keeping the weights from the end of "
+                f"epoch {exc.epoch - 1}.",
+                UserWarning,
+                stacklevel=4,
+            )
+        finally:
+            # A copy of the weights and the held-out data: not worth persisting.
+            net.__dict__.pop("last_finite_state_", None)
+            net.train_split = None
         if net.interrupted_ is not None:
             warnings.warn(
-                f"Training was interrupted (KeyboardInterrupt) during epoch {net.interrupted_} "
-                f"of {self.max_epochs}; the transformer keeps the weights reached then.",
+                f"Training was interrupted (KeyboardInterrupt) during epoch {net.interrupted_}; "
+                "the transformer keeps the weights reached then.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
-        # A plain net: it pickles, and transforms, without accelerate.
-        self.net_ = net = nets.without_accelerator(net)
-        self.history_ = _history_frame(net.history)
-        self.versions_ = _versions()
-        self._n_features_out = self._probe_width()
-        return self
+    def _split_validation(self, X, seed: int):
+        """``(X_train, X_valid)``: a random ``validation_fraction`` held out, or ``(X, None)``."""
+        if not self.early_stopping:
+            return X, None
+        n_valid = math.ceil(self.validation_fraction * len(X))
+        if n_valid < 2 or len(X) - n_valid < 2:
+            raise ValueError(
+                f"early_stopping needs at least 2 training and 2 validation samples: "
+                f"validation_fraction={self.validation_fraction} of {len(X)} samples leaves "
+                f"{len(X) - n_valid} and {n_valid}"
+            )
+        order = np.random.default_rng(seed).permutation(len(X))
+        # Sorted rows: sequential reads from a memmap. Both parts are copies.
+        return X[np.sort(order[n_valid:])], X[np.sort(order[:n_valid])]
 
     def transform(self, X):
         """Embed X with the trained encoder.
@@ -177,7 +294,8 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, C, H, W)
-            Data shaped like the training data.
+            Data shaped like the training data. A ``numpy.memmap`` is read one
+            batch at a time: memory holds the model, one batch and the output.
 
         Returns
         -------
@@ -186,9 +304,29 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         """
         check_is_fitted(self)
         X, _ = self._validate_input(X, reset=False)
-        data = _as_tensor(X, self.input_shape_)
+        data = _batch_source(X, self.input_shape_)
         with torch_threads(self.n_threads):
             return nets.embed(self.net_, data, self._features, batch_size=self._inference_batch())
+
+    @property
+    def n_iter_(self) -> int:
+        """Number of epochs trained so far, over all ``fit`` and ``partial_fit`` calls."""
+        return len(self.history_)
+
+    @property
+    def loss_curve_(self) -> list[float]:
+        """The training loss of every epoch trained so far (``history_["train_loss"]``)."""
+        return self.history_["train_loss"].tolist() if "train_loss" in self.history_ else []
+
+    @property
+    def _n_features_out(self) -> int:
+        # Measured for the current output-shaping parameters, which may have been
+        # set since fit; remembered per setting, since a probe runs the network.
+        key = tuple(repr(getattr(self, name)) for name in self._OUTPUT_PARAMS)
+        widths = self.__dict__.setdefault("_widths", {})
+        if key not in widths:
+            widths[key] = self._probe_width()
+        return widths[key]
 
     def save(self, path) -> None:
         """Save the fitted transformer without pickle (see :func:`sk_dim.persistence.save`).
@@ -205,6 +343,14 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "net_")
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        # Pickles hold what transform needs; the optimizers' state (twice the
+        # weights, with Adam) only where warm_start will continue from it.
+        if "net_" in state and not self.warm_start:
+            state["net_"] = nets.without_training_state(state["net_"])
+        return state
 
     def __setstate__(self, state):
         # Pickles from an older sk_dim lack the parameters added since. They get
@@ -271,6 +417,15 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 f"device={self.device!r} needs CUDA, which is not available; use "
                 "device='cpu' or 'auto'"
             )
+        if parsed.type not in ("cpu", "cuda"):
+            try:
+                torch.empty(1, device=parsed)
+            except (RuntimeError, AssertionError) as exc:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc)
+                raise ValueError(
+                    f"device={self.device!r} is not available here ({reason}); use "
+                    "device='cpu' or 'auto'"
+                ) from None
         return device
 
     def _check_batch_size(self, n_samples: int) -> int:
@@ -339,15 +494,16 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         )
         net.initialize()
         self.net_ = net
-        self._n_features_out = self._probe_width()
+        self._widths = {}
 
     def _validate_input(self, X, *, reset: bool) -> tuple[np.ndarray, tuple[int, ...]]:
         nd_shape = None
         if isinstance(X, np.ndarray | torch.Tensor) and X.ndim >= 3:
             X = np.asarray(X)
-            nd_shape = (1, *X.shape[1:]) if X.ndim == 3 else tuple(X.shape[1:])
             if X.ndim > 4:
                 raise ValueError(f"Expected 2-D, 3-D or 4-D data, got shape {X.shape}")
+            _check_channels_first(X.shape)
+            nd_shape = (1, *X.shape[1:]) if X.ndim == 3 else tuple(X.shape[1:])
             X = X.reshape(len(X), -1)
         X = validate_data(
             self,
@@ -356,6 +512,7 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             dtype=[np.float32, np.float64, np.uint8],
             ensure_min_samples=2 if reset else 1,
         )
+        _check_float32_range(X)
         if reset:
             return X, self._resolve_input_shape(X.shape[1], nd_shape)
         if nd_shape is not None and nd_shape != self.image_shape_:
@@ -385,18 +542,29 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     def _scaling(
         self, X: np.ndarray, *, per_feature: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-channel (images) or per-feature (vectors, or when asked) mean and std of X."""
-        if len(self.input_shape_) == 3 and not per_feature:
-            channels = self.input_shape_[0]
-            rows = X.reshape(len(X), channels, -1)
-            mean = rows.mean(axis=(0, 2), dtype=np.float64)
-            std = rows.std(axis=(0, 2), dtype=np.float64)
-            view = (1, channels, 1, 1)
-        else:
-            X = X.reshape(len(X), -1)
-            mean = X.mean(axis=0, dtype=np.float64)
-            std = X.std(axis=0, dtype=np.float64)
-            view = (1, X.shape[1])
+        """Per-channel (images) or per-feature (vectors, or when asked) mean and std of X.
+
+        Two passes over chunks of rows in float64: exact, with memory bounded
+        by a chunk whatever the size of X (a memmap included).
+        """
+        images = len(self.input_shape_) == 3 and not per_feature
+        width = self.input_shape_[0] if images else math.prod(self.input_shape_)
+        view = (1, width, 1, 1) if images else (1, width)
+
+        def columns(chunk):  # (rows, width, values per row and column)
+            return chunk.reshape(len(chunk), width, -1)
+
+        total, count = np.zeros(width), 0
+        for chunk in nets.iter_row_chunks(X, chunk_bytes=_STATS_CHUNK_BYTES):
+            cols = columns(chunk)
+            total += cols.sum(axis=(0, 2), dtype=np.float64)
+            count += cols.shape[0] * cols.shape[2]
+        mean = total / count
+        squares = np.zeros(width)
+        for chunk in nets.iter_row_chunks(X, chunk_bytes=_STATS_CHUNK_BYTES):
+            centred = columns(chunk) - mean[None, :, None]
+            squares += np.einsum("ijk,ijk->j", centred, centred)
+        std = np.sqrt(squares / count)
         std = np.where(std > 1e-8 * max(1.0, np.abs(mean).max()), std, 1.0)
         return torch.tensor(mean).view(view), torch.tensor(std).view(view)
 
@@ -415,6 +583,47 @@ def _as_tensor(X: np.ndarray, input_shape: tuple[int, ...]) -> torch.Tensor:
     elif not X.flags.writeable:  # e.g. a read-only memmap from joblib
         X = np.array(X)
     return torch.from_numpy(np.ascontiguousarray(X)).view(len(X), *input_shape)
+
+
+def _batch_source(X: np.ndarray, input_shape: tuple[int, ...]) -> torch.Tensor | np.ndarray:
+    """What the net reads batches from, shaped ``(n, *input_shape)``, without copying X.
+
+    An in-memory uint8 or float32 array becomes a tensor sharing its memory;
+    anything else (a memmap, a read-only or float64 array) stays a numpy
+    array, read and converted one batch at a time.
+    """
+    in_memory = (
+        nets.file_mapping(X) is None
+        and X.dtype != np.float64
+        and X.flags.writeable
+        and X.flags.c_contiguous
+    )
+    if in_memory:
+        return torch.from_numpy(X).view(len(X), *input_shape)
+    return X.reshape(len(X), *input_shape)
+
+
+def _check_channels_first(shape: tuple[int, ...]) -> None:
+    """Refuse 4-D arrays that look channels-last ``(N, H, W, C)``; sk_dim reads ``(N, C, H, W)``."""
+    if len(shape) == 4 and shape[3] in (1, 3, 4) and shape[1] not in (1, 3, 4):
+        raise ValueError(
+            f"X has shape {shape}, which looks like channels-last images (N, H, W, C) with "
+            f"C={shape[3]}; sk_dim reads (N, C, H, W): pass X.transpose(0, 3, 1, 2) (or "
+            "np.moveaxis(X, -1, 1))"
+        )
+
+
+def _check_float32_range(X: np.ndarray) -> None:
+    """Refuse float64 values that float32, the network's arithmetic, turns into inf."""
+    if X.dtype != np.float64:
+        return
+    limit = np.finfo(np.float32).max
+    for chunk in nets.iter_row_chunks(X):
+        if max(chunk.max(initial=0.0), -chunk.min(initial=0.0)) > limit:
+            raise ValueError(
+                f"X has values beyond the float32 range (|x| > {limit:.3g}), which the network "
+                "computes in; rescale X (e.g. with StandardScaler) first"
+            )
 
 
 def _history_frame(history) -> pd.DataFrame:

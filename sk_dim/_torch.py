@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 
 import torch
@@ -15,11 +16,20 @@ def resolve_device(device: str) -> str:
     return device
 
 
+# torch's random state is one per process: two seeded blocks running at once in
+# threads would draw from each other's stream.
+_RANDOM_STATE_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def seeded(seed: int, device: str) -> Iterator[None]:
-    """Seed torch for one fit without touching the caller's global RNG state."""
+    """Seed torch for one fit without touching the caller's global RNG state.
+
+    Blocks in other threads wait: a fit in a thread then draws exactly what
+    it draws alone, and the caller's state is restored unmixed.
+    """
     cuda = str(device).startswith("cuda") and torch.cuda.is_available()
-    with torch.random.fork_rng(devices=[torch.device(device)] if cuda else []):
+    with _RANDOM_STATE_LOCK, torch.random.fork_rng(devices=[torch.device(device)] if cuda else []):
         torch.manual_seed(seed)
         yield
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Sequence
 from numbers import Integral, Real
 
@@ -13,7 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from ._base import BaseSelfSupervised
-from .modules.encoders import ENCODERS, build_encoder, select_layer, unpack
+from .modules.encoders import ENCODERS, build_encoder, check_layer, select_layer, unpack
 from .modules.multiview import (
     CROP_SCALE,
     CallableViews,
@@ -26,7 +25,7 @@ from .modules.multiview import (
 from .nce import GRAPHS, LOSS_KINDS, MemoryBank, MultiviewContrast
 from .views import check_range
 
-LAYERS = ("conv", "fc", "embedding")
+LAYERS = ("local", "conv", "fc", "embedding")
 NAMED_VIEWS = ("auto", "lab", "ycbcr", "crops", "halves")
 COLOR_KINDS = ("lab", "ycbcr")
 # The paper splits one network's width between the views (two half AlexNets).
@@ -85,8 +84,9 @@ class CMCTransformer(BaseSelfSupervised):
         Pairs of views contrasted when there are more than two: ``"core"``
         pairs view 0 with each other view, ``"full"`` every pair.
     n_negatives : int, default=4096
-        Negatives drawn from the memory bank per embedding. Capped, with a
-        warning, at ``n_samples - 1``.
+        Negatives drawn from the memory bank per embedding. Capped at
+        ``n_samples - 1`` without a warning (small data sets, grid-search
+        folds); ``n_negatives_`` is the number used.
     temperature : float, default=0.07
         Scores are dot products of unit vectors divided by this.
     momentum : float, default=0.5
@@ -117,21 +117,30 @@ class CMCTransformer(BaseSelfSupervised):
         Shape of one image when X is 2-D. ``"auto"`` recognises square
         grayscale or RGB images at least 8 pixels wide (and takes the shape
         of 3-D or 4-D arrays); None treats X as feature vectors.
-    layer : {"conv", "fc", "embedding"}, default="conv"
-        Features returned by ``transform``, concatenated over the views: the
-        local feature map average-pooled to a ``pool_size`` x ``pool_size``
-        grid (64 * 16 = 1024 features per image view at the default; 512 per
-        vector view, the MLP's first hidden layer), the fully connected layer
-        (512 per image view and per vector view) or the embedding
-        (``n_components`` per view). The paper probes intermediate layers: a
-        linear classifier does better there, hence the default.
+    layer : {"local", "conv", "fc", "embedding"}, default="local"
+        Features returned by ``transform``, concatenated over the views:
+
+        - ``"local"``: each view's local feature map average-pooled to a
+          ``pool_size`` x ``pool_size`` grid (64 * 16 = 1024 features per
+          image view at the default; 512 per vector view, the MLP's first
+          hidden layer);
+        - ``"conv"``: each view's last convolutional layer, flattened (128 x
+          4 x 4 = 2048 per image view at 32x32); only for encoders that
+          return it (the built-in convolutional ones, not the MLP);
+        - ``"fc"``: the fully connected layer (512 per image view and per
+          vector view);
+        - ``"embedding"``: the L2-normalised embedding (``n_components`` per
+          view).
+
+        The paper probes intermediate layers: a linear classifier does
+        better there, hence the default.
     view : int or None, default=None
         Return the features of this view only (0 is L for ``"lab"``), or of all
         views (None). The number of features is then the per-view width above
         times the number of views used (e.g. 2048 for ``"lab"`` with
-        ``layer="conv"``).
+        ``layer="local"``).
     pool_size : int, default=4
-        Side of the grid the local map is pooled to for ``layer="conv"``. On
+        Side of the grid the local map is pooled to for ``layer="local"``. On
         CIFAR-10 a 4x4 grid probed better than 2x2 once the probe's
         regularisation is tuned (``benchmarks/cifar10.py``); it is also
         DIM's default, so both give 2048 features for RGB images.
@@ -195,6 +204,36 @@ class CMCTransformer(BaseSelfSupervised):
         across processes. The fitted transformer holds no accelerator: it
         pickles, saves and transforms without accelerate. None trains with
         plain skorch on ``device``. See :doc:`/scaling`.
+    warm_start : bool, default=False
+        When True and the transformer is fitted, ``fit`` continues training
+        the fitted network, with its optimizer state, for ``max_epochs`` more
+        epochs instead of starting anew (as in scikit-learn's MLPs); the data
+        must have the same number of features. ``n_iter_`` and ``history_``
+        keep counting. Pickles then keep the optimizer state, so that an
+        unpickled transformer continues exactly; otherwise they hold only
+        what ``transform`` needs.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (at random),
+        record the self-supervised loss on it every epoch (``valid_loss``
+        and ``valid_<term>`` columns of ``history_``), stop when it has not
+        improved by more than ``tol`` for ``n_iter_no_change`` epochs, and
+        keep the weights of the best epoch.
+    validation_fraction : float, default=0.1
+        Fraction of the training data held out for early stopping.
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of the validation loss larger than
+        ``tol`` before early stopping ends training.
+    tol : float, default=1e-4
+        Smallest decrease of the validation loss that counts as an
+        improvement for early stopping.
+    callbacks : list of skorch callbacks or None, default=None
+        `skorch callbacks <https://skorch.readthedocs.io/en/stable/callbacks.html>`_
+        run during training after sk_dim's own, e.g. ``LRScheduler``,
+        ``Checkpoint(monitor=None, dirname=...)`` (with ``LoadInitState`` to
+        resume an interrupted fit: the resumed fit trains the epochs missing
+        to ``max_epochs`` and ends with the weights of an uninterrupted one)
+        or ``EarlyStopping``. A list of callbacks or ``(name, callback)``
+        pairs; each fit uses a copy, so the parameter is never modified.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, the memory bank, negatives, augmentations
         and shuffling. The same seed gives the same features on CPU.
@@ -211,6 +250,11 @@ class CMCTransformer(BaseSelfSupervised):
         One row per epoch: ``train_loss`` (the sum of all terms), one
         ``contrast_i_j`` column per direction (view i's embeddings scored
         against view j's memory bank) and ``dur`` (seconds).
+    n_iter_ : int
+        Number of epochs trained, over all ``fit`` (with ``warm_start``) and
+        ``partial_fit`` calls.
+    loss_curve_ : list of float
+        ``train_loss`` of every epoch trained (``history_["train_loss"]``).
     versions_ : dict
         Versions of sk_dim, torch and scikit-learn at fit; :func:`sk_dim.load`
         warns when they differ from the running ones.
@@ -250,7 +294,7 @@ class CMCTransformer(BaseSelfSupervised):
     >>> from sk_dim import CMCTransformer
     >>> rgb = np.random.default_rng(0).integers(0, 256, (100, 3 * 16 * 16), dtype=np.uint8)
     >>> cmc = CMCTransformer(max_epochs=1, random_state=0)
-    >>> cmc.fit_transform(rgb).shape  # L and ab: 1024 conv features each
+    >>> cmc.fit_transform(rgb).shape  # L and ab: 1024 local features each
     (100, 2048)
     >>> cmc.views_, list(cmc.history_.columns[:3])
     ('lab', ['train_loss', 'contrast_0_1', 'contrast_1_0'])
@@ -273,6 +317,8 @@ class CMCTransformer(BaseSelfSupervised):
         "keep_memory_bank": ["boolean"],
     }
 
+    _OUTPUT_PARAMS = ("layer", "pool_size", "view")
+
     def __init__(
         self,
         n_components=128,
@@ -287,7 +333,7 @@ class CMCTransformer(BaseSelfSupervised):
         crop_scale=CROP_SCALE,
         encoder="auto",
         image_shape="auto",
-        layer="conv",
+        layer="local",
         view=None,
         pool_size=4,
         keep_memory_bank=False,
@@ -301,6 +347,12 @@ class CMCTransformer(BaseSelfSupervised):
         compile=False,
         n_threads=None,
         accelerate=None,
+        warm_start=False,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        callbacks=None,
         random_state=None,
         verbose=0,
     ):
@@ -329,19 +381,32 @@ class CMCTransformer(BaseSelfSupervised):
         self.compile = compile
         self.n_threads = n_threads
         self.accelerate = accelerate
+        self.warm_start = warm_start
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.callbacks = callbacks
         self.random_state = random_state
         self.verbose = verbose
 
     # -- fit ------------------------------------------------------------------
-    def fit(self, X, y=None):
-        """Train one encoder per view on X.
+    def partial_fit(self, X, y=None):
+        """Train for one pass over X, continuing from the current network.
+
+        The memory bank of :meth:`fit` holds one entry per training sample,
+        which data seen in chunks does not have. ``partial_fit`` therefore
+        contrasts against a queue of the ``n_negatives + 1`` most recent
+        embeddings of each view, as MoCo does: a view's positive is the other
+        view's embedding of the same sample, its ``n_negatives`` negatives
+        are drawn from the queue, and each batch replaces the oldest entries.
+        The queue is kept between calls (it is small); a later ``fit`` with
+        ``warm_start=True`` goes back to a memory bank over its data.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, C, H, W)
-            Training data: flattened images (with ``image_shape``), 4-D image
-            arrays, DataFrames, or feature vectors. uint8 pixels and floats
-            both work.
+            A chunk of training data, at least 2 samples.
         y : None
             Ignored; present for Pipeline compatibility.
 
@@ -350,10 +415,41 @@ class CMCTransformer(BaseSelfSupervised):
         self : object
             The fitted transformer.
         """
-        super().fit(X, y)
-        if not self.keep_memory_bank:
-            self.net_.module_.drop_contrast()
-        return self
+        return super().partial_fit(X, y)
+
+    def _prepare_training(self, module, X, *, partial):
+        contrast = module.contrast
+        if partial:
+            if contrast is None or not contrast.queue:
+                self.n_negatives_ = self.n_negatives
+                module.contrast = self._contrast(self.n_negatives + 1, module, queue=True)
+        elif contrast is None or contrast.queue or contrast.bank.n_samples != len(X):
+            self.n_negatives_ = min(self.n_negatives, len(X) - 1)
+            module.contrast = self._contrast(len(X), module)
+
+    def _finish_training(self, module, *, partial):
+        # A bank grows with the data; the queue of partial_fit is small and is
+        # what the next call continues from.
+        if not (partial or self.keep_memory_bank):
+            module.drop_contrast()
+
+    def _contrast(self, n_rows, module, *, queue=False):
+        if module.contrast is not None:
+            dim = module.contrast.bank.dim
+        else:  # dropped after the last fit: measure the embedding
+            was_training = module.training
+            module.eval()
+            with torch.no_grad():
+                dim = module.encode(torch.zeros(2, *self.input_shape_))[0].y.shape[1]
+            module.train(was_training)
+        return MultiviewContrast(
+            MemoryBank(n_rows, dim, self.n_views_, momentum=0.0 if queue else self.momentum),
+            self.n_negatives_,
+            temperature=self.temperature,
+            loss=self.loss,
+            graph=self.graph,
+            queue=queue,
+        )
 
     def _check_params(self, input_shape, n_samples):
         check_range("crop_scale", self.crop_scale, 0.0, 1.0)
@@ -361,14 +457,9 @@ class CMCTransformer(BaseSelfSupervised):
         self.n_views_ = 2 if isinstance(self.views_, str) else len(self.views_)
         if self.view is not None and self.view >= self.n_views_:
             raise ValueError(f"view={self.view} is out of range: there are {self.n_views_} views")
+        # Capped quietly (documented): small data sets and grid-search folds
+        # would otherwise warn on every fit.
         self.n_negatives_ = min(self.n_negatives, n_samples - 1)
-        if self.n_negatives_ < self.n_negatives:
-            warnings.warn(
-                f"n_negatives={self.n_negatives} is not below the number of samples "
-                f"({n_samples}); using n_negatives={self.n_negatives_}",
-                UserWarning,
-                stacklevel=5,
-            )
 
     def _resolve_views(self, input_shape):
         is_image = len(input_shape) == 3
@@ -504,6 +595,7 @@ class CMCTransformer(BaseSelfSupervised):
 
     # -- transform ------------------------------------------------------------
     def _features(self, module, x):
+        check_layer(self.layer, LAYERS)
         if self.view is not None and self.view >= module.n_views:
             raise ValueError(f"view={self.view} is out of range: there are {module.n_views} views")
         chosen = None if self.view is None else [self.view]

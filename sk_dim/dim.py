@@ -10,12 +10,20 @@ from torch import nn
 
 from ._base import BaseSelfSupervised
 from .mi import ESTIMATORS
+from .modules.augment import ImageAugment
 from .modules.critics import LOCAL_CRITICS
-from .modules.encoders import ENCODERS, Standardize, build_encoder, select_layer, unpack
+from .modules.encoders import (
+    ENCODERS,
+    Standardize,
+    build_encoder,
+    check_layer,
+    select_layer,
+    unpack,
+)
 from .modules.infomax import DeepInfoMax
 from .modules.prior import PRIORS
 
-LAYERS = ("conv", "fc", "y")
+LAYERS = ("local", "conv", "fc", "y")
 
 
 class DeepInfoMaxTransformer(BaseSelfSupervised):
@@ -55,7 +63,19 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         scores with 1x1 convolutions; slower and memory hungry, kept for
         fidelity to the paper.
     prior : {"uniform", "gaussian"}, default="uniform"
-        Prior matched by y; the paper's is uniform on [0, 1]^n_components.
+        Prior matched by y; the paper's is uniform on [0, 1]^n_components,
+        which the discriminator compares with ``sigmoid(y)``, as the reference
+        implementation does (y itself is unbounded); the gaussian prior is
+        compared with y. ``layer="y"`` returns y without the sigmoid.
+    augment : bool, default=False
+        Augmented-view DIM, as in AMDIM (Bachman, Hjelm & Buchwalter, 2019):
+        during training, each image is drawn twice with independent random
+        resized crops (area 0.3 to 1), flips, colour jitter and grayscale
+        (RGB only), and the MI terms pair the global vector y of one copy
+        with the local map M of the other (both directions, averaged), so
+        that the features must agree across augmentations, not just pixels.
+        Each batch encodes twice as many images. Transform never augments.
+        False is the paper's DIM. Needs images.
     encoder : {"auto", "conv", "dcgan32", "mlp"} or torch.nn.Module, default="auto"
         ``"auto"`` picks ``"conv"`` for images and ``"mlp"`` for feature
         vectors. ``"conv"`` halves the image with 4x4 stride-2 convolutions
@@ -63,21 +83,32 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         256-channel convolution, a 1024-unit fully connected layer and y.
         ``"dcgan32"`` is the paper's 32x32 encoder (``"conv"`` is identical at
         32x32). A module must map a float batch ``(N, *input_shape)`` to
-        ``(local_map (N, C, H, W), y (N, n_components))`` or
-        ``(local_map, fc, y)``; inputs arrive standardised.
+        ``(local_map (N, C, H, W), y (N, n_components))``,
+        ``(local_map, fc, y)`` or ``(local_map, conv, fc, y)``; inputs arrive
+        standardised.
     image_shape : "auto", tuple (C, H, W) or None, default="auto"
         Shape of one image when X is 2-D. ``"auto"`` recognises square
         grayscale or RGB images at least 8 pixels wide (and takes the shape
         of 3-D or 4-D arrays); None treats X as feature vectors.
-    layer : {"conv", "fc", "y"}, default="conv"
-        Features returned by ``transform``: the local feature map
-        average-pooled to a ``pool_size`` x ``pool_size`` grid (128 * 16 = 2048
-        features with the built-in image encoders at the default), the
-        fully connected layer (1024), or y (``n_components``). The paper
-        finds lower layers much better for linear classifiers (CIFAR-10
-        linear SVM on DIM(L): conv 63.3, fc 54.1, y 49.6), hence the default.
+    layer : {"local", "conv", "fc", "y"}, default="local"
+        Features returned by ``transform``:
+
+        - ``"local"``: the local feature map M (128 x 8 x 8 at 32x32)
+          average-pooled to a ``pool_size`` x ``pool_size`` grid (128 * 16 =
+          2048 features with the built-in image encoders at the default);
+        - ``"conv"``: the last convolutional layer, flattened, as in the
+          paper (256 x 4 x 4 = 4096 at 32x32 and on 8x8 digits, 256 x 3 x 3
+          at 28x28); only for encoders that return it (the built-in
+          convolutional ones);
+        - ``"fc"``: the fully connected layer (1024);
+        - ``"y"``: the global vector (``n_components``).
+
+        The paper finds lower layers much better for linear classifiers
+        (CIFAR-10 linear SVM on DIM(L): conv 63.3, fc 54.1, y 49.6), hence a
+        lower layer as the default; ``"local"`` is as low and half as wide
+        as ``"conv"`` at 32x32.
     pool_size : int, default=4
-        Side of the grid the local map is pooled to for ``layer="conv"``.
+        Side of the grid the local map is pooled to for ``layer="local"``.
     max_epochs : int, default=12
         Number of passes over the training data.
     batch_size : int, default=64
@@ -135,6 +166,36 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         across processes. The fitted transformer holds no accelerator: it
         pickles, saves and transforms without accelerate. None trains with
         plain skorch on ``device``. See :doc:`/scaling`.
+    warm_start : bool, default=False
+        When True and the transformer is fitted, ``fit`` continues training
+        the fitted network, with its optimizer state, for ``max_epochs`` more
+        epochs instead of starting anew (as in scikit-learn's MLPs); the data
+        must have the same number of features. ``n_iter_`` and ``history_``
+        keep counting. Pickles then keep the optimizer state, so that an
+        unpickled transformer continues exactly; otherwise they hold only
+        what ``transform`` needs.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (at random),
+        record the self-supervised loss on it every epoch (``valid_loss``
+        and ``valid_<term>`` columns of ``history_``), stop when it has not
+        improved by more than ``tol`` for ``n_iter_no_change`` epochs, and
+        keep the weights of the best epoch.
+    validation_fraction : float, default=0.1
+        Fraction of the training data held out for early stopping.
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of the validation loss larger than
+        ``tol`` before early stopping ends training.
+    tol : float, default=1e-4
+        Smallest decrease of the validation loss that counts as an
+        improvement for early stopping.
+    callbacks : list of skorch callbacks or None, default=None
+        `skorch callbacks <https://skorch.readthedocs.io/en/stable/callbacks.html>`_
+        run during training after sk_dim's own, e.g. ``LRScheduler``,
+        ``Checkpoint(monitor=None, dirname=...)`` (with ``LoadInitState`` to
+        resume an interrupted fit: the resumed fit trains the epochs missing
+        to ``max_epochs`` and ends with the weights of an uninterrupted one)
+        or ``EarlyStopping``. A list of callbacks or ``(name, callback)``
+        pairs; each fit uses a copy, so the parameter is never modified.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling and prior samples. The same
         seed gives the same features on CPU.
@@ -148,9 +209,27 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
     net_ : skorch.NeuralNet
         The trained network (its ``module_`` holds encoder and critics).
     history_ : pandas.DataFrame
-        One row per completed epoch: ``train_loss`` (the encoder's objective),
-        ``global_mi``, ``local_mi``, ``prior`` and ``discriminator`` (for the
-        terms in use) and ``dur`` (seconds).
+        One row per completed epoch, each column the epoch's mean over
+        batches: ``train_loss``, the encoder's objective ``-(alpha *
+        global_mi + beta * local_mi) + gamma * prior``; ``global_mi`` and
+        ``local_mi``, the MI estimates in nats (see :mod:`sk_dim.mi`; 0 for
+        an uninformative critic): for ``"jsd"`` a lower bound on twice the
+        Jensen-Shannon divergence between the joint and the product of the
+        marginals (at most ``2 log 2`` = 1.386), for ``"dv"`` a lower bound on
+        the mutual information, for ``"infonce"`` one capped at ``log
+        batch_size`` (global) or ``log(1 + (batch_size - 1) * n_locations)``
+        (local); ``prior``, the encoder's non-saturating loss against the
+        discriminator (``log 2`` = 0.693 when the discriminator cannot tell
+        y from the prior) and ``discriminator``, the discriminator's
+        cross-entropy (``2 log 2`` = 1.386 then); ``dur``, seconds. The
+        columns of terms whose weight is 0 are absent. With
+        ``early_stopping``, ``valid_loss`` and ``valid_<term>`` are the same
+        on the held-out part.
+    n_iter_ : int
+        Number of epochs trained, over all ``fit`` (with ``warm_start``) and
+        ``partial_fit`` calls.
+    loss_curve_ : list of float
+        ``train_loss`` of every epoch trained (``history_["train_loss"]``).
     versions_ : dict
         Versions of ``sk_dim``, ``torch`` and ``scikit-learn`` at fit;
         :func:`sk_dim.load` warns when they differ from the running ones.
@@ -196,6 +275,7 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         "mi_estimator": [StrOptions(set(ESTIMATORS))],
         "local_critic": [StrOptions(set(LOCAL_CRITICS))],
         "prior": [StrOptions(set(PRIORS))],
+        "augment": ["boolean"],
         "encoder": [StrOptions(set(ENCODERS)), nn.Module],
         "layer": [StrOptions(set(LAYERS))],
         "pool_size": [Interval(Integral, 1, None, closed="left")],
@@ -211,9 +291,10 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         mi_estimator="jsd",
         local_critic="dot",
         prior="uniform",
+        augment=False,
         encoder="auto",
         image_shape="auto",
-        layer="conv",
+        layer="local",
         pool_size=4,
         max_epochs=12,
         batch_size=64,
@@ -225,6 +306,12 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         compile=False,
         n_threads=None,
         accelerate=None,
+        warm_start=False,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        callbacks=None,
         random_state=None,
         verbose=0,
     ):
@@ -235,6 +322,7 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         self.mi_estimator = mi_estimator
         self.local_critic = local_critic
         self.prior = prior
+        self.augment = augment
         self.encoder = encoder
         self.image_shape = image_shape
         self.layer = layer
@@ -249,12 +337,22 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         self.compile = compile
         self.n_threads = n_threads
         self.accelerate = accelerate
+        self.warm_start = warm_start
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.callbacks = callbacks
         self.random_state = random_state
         self.verbose = verbose
 
     def _check_params(self, input_shape, n_samples):
         if self.alpha == 0 and self.beta == 0:
             raise ValueError("alpha and beta are both 0: there is no MI term to maximize")
+        if self.augment and len(input_shape) != 3:
+            raise ValueError(
+                "augment=True needs images: pass image_shape=(C, H, W) or image arrays"
+            )
 
     def _build_module(self, X, input_shape):
         # A user's module is copied so that fitting never mutates a parameter.
@@ -269,7 +367,9 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
             mi_estimator=self.mi_estimator,
             local_critic=self.local_critic,
             prior=self.prior,
+            augment=ImageAugment() if self.augment else None,
         )
 
     def _features(self, module, x):
+        check_layer(self.layer, LAYERS)
         return select_layer(unpack(module.encoder(x)), self.layer, self.pool_size)

@@ -60,7 +60,7 @@ def probe_features(transformer, X, *, layer: str | None = None) -> np.ndarray:
     X : array-like of shape (n_samples, ...)
         Inputs accepted by ``transformer.transform``.
     layer : str or None, default=None
-        Layer to read, e.g. ``"conv"``, ``"fc"`` or ``"y"`` for Deep
+        Layer to read, e.g. ``"local"``, ``"conv"``, ``"fc"`` or ``"y"`` for Deep
         InfoMax; None uses the transformer's own ``layer``. The transformer
         is not modified: a shallow copy (sharing the trained network) is
         switched to ``layer`` instead.
@@ -89,7 +89,7 @@ def probe_features(transformer, X, *, layer: str | None = None) -> np.ndarray:
     >>> X, _ = load_digits(return_X_y=True)
     >>> dim = DeepInfoMaxTransformer(n_components=8, max_epochs=1, random_state=0).fit(X[:100])
     >>> probe_features(dim, X[:5], layer="y").shape, dim.layer
-    ((5, 8), 'conv')
+    ((5, 8), 'local')
     """
     if transformer is None:
         if layer is not None:
@@ -100,9 +100,6 @@ def probe_features(transformer, X, *, layer: str | None = None) -> np.ndarray:
         transformer = copy.copy(transformer)  # a new __dict__; the network is shared
         transformer.set_params(layer=layer)
         transformer._validate_params()  # set_params does not check the value
-        if hasattr(transformer, "_probe_width"):
-            # feature names (hence pandas output) follow the width of the new layer
-            transformer._n_features_out = transformer._probe_width()
     elif layer is not None and "layer" not in transformer.get_params():
         raise ValueError(f"{type(transformer).__name__} has no 'layer' parameter")
     return np.asarray(transformer.transform(X))
@@ -518,7 +515,7 @@ class FineTunedClassifier(_TorchClassifier):
         after :func:`~sklearn.base.clone`, as in cross-validation), it is
         first fitted on the X given to ``fit``, without the labels.
     layer : str or None, default=None
-        Layer the head reads (``"conv"``, ``"fc"`` or ``"y"`` for Deep
+        Layer the head reads (``"local"``, ``"conv"``, ``"fc"`` or ``"y"`` for Deep
         InfoMax); None uses the transformer's ``layer``.
     head : {"mlp", "linear"}, default="mlp"
         ``"mlp"`` is the paper's 200-unit probe network, ``"linear"`` a

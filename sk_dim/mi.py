@@ -11,9 +11,10 @@ negative, rather than one shifted copy of the batch, gives N - 1 negatives
 per positive at no extra critic cost. ``L`` is 1 for global MI and the number
 of locations of the local feature map for local MI.
 
-Each function returns a scalar lower bound to *maximize*; a training loss
-is its negative. Only torch is imported, so the bounds can be reused
-outside the estimators.
+Each function returns a scalar estimate in nats to *maximize*; a training
+loss is its negative. All three are 0 for the optimal critic of independent
+variables (``T = 0``; any constant for DV and InfoNCE). Only torch is
+imported, so the bounds can be reused outside the estimators.
 """
 
 from __future__ import annotations
@@ -49,11 +50,17 @@ def _split(scores: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def jsd_bound(scores: Tensor) -> Tensor:
-    """Jensen-Shannon MI estimator, softplus form (Hjelm et al., eq. 4).
+    """Jensen-Shannon MI estimator, softplus form (Hjelm et al., eq. 4), in nats.
 
-    ``E_P[-softplus(-T)] - E_Q[softplus(T)]``. It is not a bound on the KL
-    MI itself but is monotone in the JS divergence and has well-behaved
-    gradients, which is why the paper prefers it.
+    ``2 log 2 + E_P[-softplus(-T)] - E_Q[softplus(T)]``: the paper's estimator
+    plus the constant ``2 log 2`` that the reference implementation adds (its
+    ``"JSD"`` measure), so that an uninformative critic scores 0. It is a
+    lower bound on twice the Jensen-Shannon divergence between the joint and
+    the product of the marginals, not on the KL mutual information: it is at
+    most ``2 log 2`` (about 1.386 nats) however dependent the variables are,
+    but it is monotone in the JS divergence and has well-behaved gradients,
+    which is why the paper prefers it. The constant does not change the
+    gradients.
 
     Parameters
     ----------
@@ -63,8 +70,9 @@ def jsd_bound(scores: Tensor) -> Tensor:
     Returns
     -------
     Tensor of shape ()
-        The estimate, to maximize; at most 0 (``-2 log 2`` for an
-        uninformative critic scoring 0 everywhere).
+        The estimate, to maximize: 0 for an uninformative critic scoring 0
+        everywhere, at most ``2 log 2``; negative only for a critic worse
+        than uninformative.
 
     See Also
     --------
@@ -83,13 +91,13 @@ def jsd_bound(scores: Tensor) -> Tensor:
     --------
     >>> import torch
     >>> from sk_dim.mi import jsd_bound
-    >>> round(jsd_bound(torch.zeros(4, 4)).item(), 4)  # -2 log 2
-    -1.3863
-    >>> bool(jsd_bound(10 * torch.eye(4)) > jsd_bound(torch.zeros(4, 4)))
+    >>> abs(jsd_bound(torch.zeros(4, 4)).item()) < 1e-6
     True
+    >>> round(jsd_bound(100 * (2 * torch.eye(4) - 1)).item(), 4)  # 2 log 2
+    1.3863
     """
     positive, negative = _split(scores)
-    return -F.softplus(-positive).mean() - F.softplus(negative).mean()
+    return 2 * math.log(2) - F.softplus(-positive).mean() - F.softplus(negative).mean()
 
 
 def dv_bound(scores: Tensor) -> Tensor:

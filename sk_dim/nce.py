@@ -179,7 +179,7 @@ class MemoryBank(nn.Module):
         return noise.to(device) if device is not None else noise  # (K,)
 
     def weights(self, view: int, idx: torch.Tensor) -> torch.Tensor:
-        """Bank rows (*idx.shape, D) of ``view`` at ``idx``, cut from the graph."""
+        """Bank rows ``(*idx.shape, D)`` of ``view`` at ``idx``, cut from the graph."""
         rows = torch.index_select(self.memory[view], 0, idx.reshape(-1).long())  # (numel, D)
         return rows.view(*idx.shape, self.dim).detach()
 
@@ -579,6 +579,13 @@ class MultiviewContrast(nn.Module):
         The loss of each direction.
     graph : {"core", "full"}, default="core"
         Pairs of views contrasted (:func:`view_pairs`).
+    queue : bool, default=False
+        Use the bank as a first-in first-out queue of recent embeddings, as
+        MoCo does, rather than one entry per training sample: positives are
+        then the other views' embeddings of the same batch (detached, as bank
+        entries are), and each step overwrites the oldest entries (give the
+        bank ``momentum=0``). Training on data seen once, batch by batch
+        (``partial_fit``), needs it: there is no per-sample entry to look up.
 
     Attributes
     ----------
@@ -624,6 +631,7 @@ class MultiviewContrast(nn.Module):
         temperature: float = 0.07,
         loss: str = "nce",
         graph: str = "core",
+        queue: bool = False,
     ) -> None:
         super().__init__()
         _check_choice("loss", loss, LOSS_KINDS)
@@ -639,6 +647,9 @@ class MultiviewContrast(nn.Module):
         self.loss_kind = loss
         self.graph = graph
         self.pairs = view_pairs(bank.n_views, graph)
+        self.queue = bool(queue)
+        # Where the next embeddings go when the bank is a queue.
+        self.register_buffer("queue_head", torch.zeros((), dtype=torch.long))
         # One Z per scoring direction, as the official code keeps Z_l and Z_ab apart:
         # the two directions score different encoders against different banks.
         self.nce = nn.ModuleDict()
@@ -675,6 +686,9 @@ class MultiviewContrast(nn.Module):
         ``embeddings``: V tensors (B, D), L2-normalised; ``index``: (B,) the samples'
         positions in the training set (their bank rows). The dict maps "i_j" (view i's
         embedding scored against view j's bank) to that term's loss as a float.
+
+        In eval mode (held-out samples, which have no bank rows) and with ``queue``,
+        the positive of view i's embedding is view j's embedding of the same sample.
         """
         index = index.reshape(-1).long()  # (B,)
         self._check_inputs(embeddings, index)
@@ -687,9 +701,13 @@ class MultiviewContrast(nn.Module):
         for i, j in self.pairs:
             for q, b in ((i, j), (j, i)):
                 key = _direction_key(q, b)
+                if self.queue or not self.training:
+                    positive = embeddings[b].detach()  # (B, D)
+                else:
+                    positive = self.bank.weights(b, index)  # (B, D)
                 logits = contrast_scores(
                     embeddings[q],
-                    self.bank.weights(b, index),  # (B, D)
+                    positive,
                     self.bank.weights(b, noise),  # (K, D)
                     self.temperature,
                 )  # (B, 1+K)
@@ -704,6 +722,10 @@ class MultiviewContrast(nn.Module):
             if gather is not None:
                 index = gather(index)
                 embeddings = [gather(emb.detach()) for emb in embeddings]
+            if self.queue:  # overwrite the oldest entries
+                rows = torch.arange(len(index), device=index.device)
+                index = (self.queue_head + rows) % self.bank.n_samples
+                self.queue_head.copy_((self.queue_head + len(rows)) % self.bank.n_samples)
             for v, emb in enumerate(embeddings):
                 self.bank.update(v, index, emb)
         return total, terms

@@ -3,10 +3,15 @@
 skorch's defaults suit supervised nets; self-supervised training needs
 different ones, all set here:
 
-- no validation split (skorch holds out an unshuffled 20% by default);
-- batches sliced from one tensor already on the device and reshuffled
-  every epoch (in-batch negatives need shuffling; per-row
+- no validation split (skorch holds out an unshuffled 20% by default),
+  unless the estimator passes held-out data for early stopping;
+- batches sliced from one tensor already on the device, or read one
+  batch at a time from a numpy array (a memmap), and reshuffled every
+  epoch (in-batch negatives need shuffling; per-row
   ``Dataset.__getitem__`` calls are slow);
+- every epoch's random draws seeded from the fit's seed and the epoch
+  number, so that a fit resumed from a checkpoint repeats the
+  uninterrupted one;
 - the module computes its own loss terms, returned as a dict;
 - a second optimizer for an adversarial prior discriminator;
 - per-term epoch means in ``history`` and a clear error when a term or
@@ -14,6 +19,8 @@ different ones, all set here:
   of the last finite epoch to fall back on;
 - Ctrl-C stops training at the end of the current batch (skorch then
   ends the fit normally) and the epoch is recorded in ``interrupted_``;
+- pickles that leave out the optimizers' state on request, and store the
+  module once;
 - mixed precision (autocast, with a gradient scaler for float16 shared by
   both optimizers), channels_last image batches and an in-place
   ``torch.compile`` of the module that leaves its ``state_dict`` keys and
@@ -23,16 +30,18 @@ different ones, all set here:
 from __future__ import annotations
 
 import math
+import mmap
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import EpochTimer, PrintLog, ProgressBar
+from skorch.callbacks import EarlyStopping, EpochTimer, PrintLog, ProgressBar
 from skorch.hf import AccelerateMixin  # imports no Hugging Face library
+from skorch.utils import noop
 from torch import Tensor
 
 from ._torch import autocast, resolve_channels_last, resolve_precision, to_memory_format
@@ -117,13 +126,19 @@ def stop_after_batch_on_sigint() -> Iterator[dict[str, bool]]:
 
 
 class DeviceBatches:
-    """Mini-batches of ``(rows, row indices)`` sliced from one tensor.
+    """Mini-batches of ``(rows, row indices)`` sliced from one tensor or array.
 
-    The data is moved to the device once when it fits comfortably in its
+    A tensor is moved to the device once when it fits comfortably in its
     memory; otherwise each batch is gathered on the host into pinned memory
-    and copied without blocking. The order is reshuffled every epoch with
-    a seeded generator, and a trailing batch of one sample is dropped
-    (batch norm and in-batch negatives need two).
+    and copied without blocking. A numpy array (e.g. a ``numpy.memmap`` of
+    images on disk, already shaped ``(n, *row_shape)``) is read one batch at
+    a time and never copied whole: float64 rows become float32 per batch,
+    and the pages of a file mapping are released as the reading goes (see
+    :class:`PageReleaser`), so memory does not grow with the data set.
+
+    The order is reshuffled every epoch with a seeded generator, and a
+    trailing batch of one sample is dropped (batch norm and in-batch
+    negatives need two).
 
     With ``num_shards`` > 1 (one shard per process of a distributed fit),
     every process draws the same order from an identically seeded
@@ -136,7 +151,7 @@ class DeviceBatches:
 
     def __init__(
         self,
-        data: Tensor,
+        data: Tensor | np.ndarray,
         *,
         batch_size: int,
         shuffle: bool,
@@ -144,6 +159,7 @@ class DeviceBatches:
         generator: torch.Generator | None = None,
         num_shards: int = 1,
         shard: int = 0,
+        drop_single: bool | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.batch_size = batch_size
@@ -151,7 +167,12 @@ class DeviceBatches:
         self.generator = generator
         self.num_shards = num_shards
         self.shard = shard
-        self.data = _to_device_if_it_fits(data, self.device)
+        # Training and validation batches need two rows; transform keeps every row.
+        self.drop_single = shuffle if drop_single is None else drop_single
+        if isinstance(data, np.ndarray):
+            self.data = data
+        else:
+            self.data = _to_device_if_it_fits(data, self.device)
 
     def __len__(self) -> int:
         return math.ceil(self._n_rows() / self.batch_size)
@@ -166,24 +187,76 @@ class DeviceBatches:
             # Equal shares: a process with one step more would wait forever for
             # the others to synchronise its gradients.
             order = order[self.shard :: self.num_shards][: self._n_rows()]
-        on_device = self.data.device == self.device
+        on_device = isinstance(self.data, Tensor) and self.data.device == self.device
         if on_device:  # one copy of the order per epoch rather than two per batch
             order = order.to(self.device)
+        pages = PageReleaser(self.data)
         for start in range(0, len(order), self.batch_size):
             index = order[start : start + self.batch_size]
-            if self.shuffle and len(index) < 2:
+            if self.drop_single and len(index) < 2:
                 break
             if on_device:
                 yield self.data[index], index
-            else:
-                yield self._gather(index), index.to(self.device)
+                continue
+            yield self._gather(index), index.to(self.device)
+            pages.read(len(index))
+        pages.release()
 
     def _gather(self, index: Tensor) -> Tensor:
         """Rows ``index`` (on the host) of host data, copied to the device."""
-        rows = self.data[index]
+        if isinstance(self.data, np.ndarray):
+            if self.shuffle:
+                rows = self.data[index.numpy()]
+            else:  # in order: a slice, read sequentially (and copied: it may be read-only)
+                rows = np.array(self.data[int(index[0]) : int(index[-1]) + 1])
+            if rows.dtype == np.float64:
+                rows = rows.astype(np.float32)
+            rows = torch.from_numpy(np.ascontiguousarray(rows))
+        else:
+            rows = self.data[index]
         if self.device.type == "cuda":
             rows = rows.pin_memory()
         return rows.to(self.device, non_blocking=True)
+
+
+class PageReleaser:
+    """Releases the pages of a ``numpy.memmap`` every ``every`` bytes read.
+
+    Pages of a file mapping that the process has read count in its resident
+    memory until the kernel needs them back; reading a file larger than
+    memory through a mapping would look (and, under memory limits, act)
+    like loading it whole. ``madvise(MADV_DONTNEED)`` drops them: they stay
+    in the page cache, so re-reading them is cheap. Anything but a memmap is
+    left alone.
+    """
+
+    def __init__(self, data, every: int = 64 * 2**20) -> None:
+        self.mapping = file_mapping(data)
+        self.row_bytes = data[:1].nbytes if self.mapping is not None else 0
+        self.every = every
+        self.pending = 0
+
+    def read(self, n_rows: int) -> None:
+        if self.mapping is None:
+            return
+        self.pending += n_rows * self.row_bytes
+        if self.pending >= self.every:
+            self.release()
+
+    def release(self) -> None:
+        if self.mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+            self.mapping.madvise(mmap.MADV_DONTNEED)
+        self.pending = 0
+
+
+def file_mapping(data) -> mmap.mmap | None:
+    """The file mapping behind ``data`` (a ``numpy.memmap`` or a view of one), or None."""
+    while data is not None:
+        mapping = getattr(data, "_mmap", None)
+        if isinstance(mapping, mmap.mmap):
+            return mapping
+        data = getattr(data, "base", None)
+    return None
 
 
 def _to_device_if_it_fits(data: Tensor, device: torch.device) -> Tensor:
@@ -192,6 +265,16 @@ def _to_device_if_it_fits(data: Tensor, device: torch.device) -> Tensor:
     free, _ = torch.cuda.mem_get_info(device)
     # Leave most of the memory to activations.
     return data.to(device) if data.nbytes < 0.25 * free else data
+
+
+def iter_row_chunks(data: np.ndarray, chunk_bytes: int = 32 * 2**20) -> Iterator[np.ndarray]:
+    """``data`` in consecutive chunks of rows, releasing a memmap's pages as it goes."""
+    rows = max(1, chunk_bytes // max(1, data[:1].nbytes))
+    pages = PageReleaser(data)
+    for start in range(0, len(data), rows):
+        yield data[start : start + rows]
+        pages.read(min(rows, len(data) - start))
+    pages.release()
 
 
 class SelfSupervisedNet(NeuralNet):
@@ -228,12 +311,23 @@ class SelfSupervisedNet(NeuralNet):
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         """skorch's loop; records in ``interrupted_`` the epoch a Ctrl-C stopped.
 
+        Under :meth:`fit`, trains until the history holds ``max_epochs``
+        epochs: ``max_epochs`` for a new net, the rest for one whose history
+        a callback restored at the start of training (skorch's
+        ``LoadInitState`` resuming a ``Checkpoint``). ``partial_fit`` trains
+        ``epochs`` (default ``max_epochs``) more, as in skorch.
+
         ``last_finite_state_`` holds a CPU copy of the module's weights at the
         end of the last epoch whose terms and weights were finite, when
-        ``keep_last_finite``; ``interrupted_`` is None after a complete fit.
+        ``keep_last_finite``; ``interrupted_`` is None after a complete fit
+        and after a callback stopped it (``EarlyStopping``).
         """
         self.interrupted_ = None
         self.last_finite_state_ = None
+        self._stopped_by_callback = False
+        self._epoch_generator = torch.Generator()
+        if epochs is None and self._fitting_anew:
+            epochs = max(0, self.max_epochs - len(self.history))
         # Resolved once per fit, not per batch; float16 on a CPU raises here.
         self._train_precision = resolve_precision(self.precision, self.device)
         self._train_channels_last = resolve_channels_last(self.channels_last, self.device)
@@ -243,7 +337,8 @@ class SelfSupervisedNet(NeuralNet):
                 self._stop_request = stop
                 return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt:
-            self.interrupted_ = len(self.history)
+            if not self._stopped_by_callback:
+                self.interrupted_ = len(self.history)
             raise  # skorch's partial_fit catches it and ends the fit normally
         finally:
             del self._stop_request
@@ -251,6 +346,32 @@ class SelfSupervisedNet(NeuralNet):
             # first transform, and the same features as a pickled or loaded copy.
             for target in compiled:
                 target._compiled_call_impl = None
+
+    def fit(self, X, y=None, **fit_params):
+        self._fitting_anew = True
+        try:
+            return super().fit(X, y, **fit_params)
+        finally:
+            self._fitting_anew = False
+
+    _fitting_anew = False
+
+    def notify(self, method_name, **cb_kwargs):
+        try:
+            super().notify(method_name, **cb_kwargs)
+        except KeyboardInterrupt:
+            # skorch's EarlyStopping ends training this way: not a Ctrl-C.
+            self._stopped_by_callback = method_name == "on_epoch_end"
+            raise
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_begin(net, dataset_train, dataset_valid, **kwargs)
+        # An epoch's randomness (order, augmentations, negatives, prior samples)
+        # depends on the seed and the epoch number only, so that a fit resumed
+        # from a checkpoint repeats the uninterrupted one.
+        seed = epoch_seed(self.seed, len(self.history))
+        torch.manual_seed(seed)
+        self._epoch_generator.manual_seed(seed)
 
     def initialize_module(self):
         super().initialize_module()
@@ -298,14 +419,21 @@ class SelfSupervisedNet(NeuralNet):
         return X
 
     def get_iterator(self, dataset, training=False):
-        generator = torch.Generator().manual_seed(self.seed + len(self.history))
         return DeviceBatches(
             dataset,
             batch_size=self.batch_size,
             shuffle=training,
             device=self.device,
-            generator=generator,
+            generator=self._epoch_generator if training else None,
+            drop_single=True,
         )
+
+    def validation_step(self, batch, **fit_params) -> dict[str, Tensor]:
+        """The loss terms on held-out rows, in eval mode and without gradients."""
+        self._set_training(False)
+        x, index = batch
+        with torch.no_grad(), autocast(self.device, self._train_precision):
+            return self.module_(to_memory_format(x, self._train_channels_last), index)
 
     def train_step(self, batch, **fit_params) -> dict[str, Tensor]:
         self._set_training(True)
@@ -375,8 +503,9 @@ class SelfSupervisedNet(NeuralNet):
         if training:
             self._check_finite_weights(epoch)
         for key, value in means.items():
-            name = f"{prefix}_loss" if key == "loss" else key
-            self.history.record(name, value)
+            if key == "loss" or not training:
+                key = f"{prefix}_{key}"
+            self.history.record(key, value)
         self.history.record(f"{prefix}_batch_count", len(iterator))
         if training and self.keep_last_finite:
             state = self.module_.state_dict()
@@ -384,22 +513,71 @@ class SelfSupervisedNet(NeuralNet):
 
     def _check_finite_weights(self, epoch: int) -> None:
         # The last step of an epoch can overflow the weights while every loss
-        # it computed was finite. One device sync for all the parameters.
+        # it computed was finite, and a loss of normalised embeddings (CMC's)
+        # stays finite while the weights explode: both count as divergence.
+        # One device sync for all the parameters.
         named = list(self.module_.named_parameters())
         if not named:
             return
-        finite = torch.stack([torch.isfinite(param).all() for _, param in named]).tolist()
-        for (name, _), ok in zip(named, finite, strict=True):
+        sane = torch.stack(
+            [(param.detach().abs() <= WEIGHT_LIMIT).all() for _, param in named]
+        ).tolist()  # False for NaN too
+        for (name, _), ok in zip(named, sane, strict=True):
             if not ok:
                 raise TrainingDiverged(
-                    f"Training diverged at epoch {epoch}: the weights ({name}) became NaN or "
-                    "infinite. Lower lr or change the loss weights.",
+                    f"Training diverged at epoch {epoch}: the weights ({name}) became NaN, "
+                    f"infinite or larger than {WEIGHT_LIMIT:g}. Lower lr or change the loss "
+                    "weights.",
                     epoch=epoch,
                     term="weights",
                 )
 
     def get_default_callbacks(self):
         return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if not state.pop("_pickle_training_state", True):
+            for key in TRAINING_STATE:
+                state.pop(key, None)
+        # skorch pickles module_ apart from the other attributes, so the module
+        # parameter, the same object, would be stored a second time.
+        if state.get("module") is state.get("module_"):
+            state["module"] = _SAME_AS_MODULE_
+        shell = object.__new__(type(self))
+        shell.__dict__ = state
+        return NeuralNet.__getstate__(shell)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if isinstance(self.module, str) and self.module == _SAME_AS_MODULE_:
+            self.module = self.module_
+
+    def continue_training(self) -> None:
+        """Make a net unpickled without its optimizers ready to train again."""
+        if not hasattr(self, "optimizer_"):
+            self.initialize_optimizer()
+
+
+# No weight of a network that trains sensibly comes near this: beyond it, the
+# features are meaningless even where the loss is still finite.
+WEIGHT_LIMIT = 1e5
+# Optimizer state: needed to continue training, not to transform.
+TRAINING_STATE = ("optimizer_", "optimizer_discriminator_", "grad_scaler_")
+_SAME_AS_MODULE_ = "<the module_ attribute>"
+
+
+def without_training_state(net: SelfSupervisedNet) -> SelfSupervisedNet:
+    """A shallow copy of ``net`` that pickles without its optimizers' state."""
+    lean = object.__new__(type(net))
+    lean.__dict__.update(net.__dict__)
+    lean._pickle_training_state = False
+    return lean
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's random draws, from the fit's seed and the epoch."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
 def _in(param: Tensor, params: list[Tensor]) -> bool:
@@ -414,8 +592,9 @@ class AcceleratedSelfSupervisedNet(AccelerateMixin, SelfSupervisedNet):
     optimizers, wraps each step in ``accelerator.accumulate`` and unwraps the
     module at the end of training. On top of it:
 
-    - backward passes go through ``accelerator.backward`` (loss scaling,
-      gradient accumulation); mixed precision is the accelerator's
+    - backward passes go through ``accelerator.backward`` (loss scaling;
+      the estimators refuse gradient accumulation, which would add the
+      encoder's gradients to the discriminator's); mixed precision is the accelerator's
       (``Accelerator(mixed_precision=...)``), so ``precision`` must be
       float32;
     - ``device`` is the accelerator's device: batches and inference go where
@@ -536,13 +715,34 @@ def make_net(
     channels_last: bool | str = False,
     compile: bool = False,
     accelerator=None,
+    callbacks: Sequence = (),
+    validation_data: Tensor | np.ndarray | None = None,
+    n_iter_no_change: int | None = None,
+    tol: float = 0.0,
 ) -> SelfSupervisedNet:
     """A :class:`SelfSupervisedNet` with Adam and sk_dim's defaults.
+
+    ``callbacks`` are skorch callbacks (or ``(name, callback)`` pairs), run
+    after sk_dim's own. With ``validation_data``, every epoch also records
+    the loss terms on it (``valid_loss``, ``valid_<term>``); with
+    ``n_iter_no_change`` as well, training stops once ``valid_loss`` has not
+    improved by more than ``tol`` for that many epochs, and the weights of
+    the best epoch are restored.
 
     With an ``accelerate.Accelerator``, an :class:`AcceleratedSelfSupervisedNet`
     on the accelerator's device, whose mixed precision replaces ``precision``.
     """
-    callbacks = [("progress_bar", ProgressBar(postfix_keys=()))] if verbose > 1 else []
+    own = [("progress_bar", ProgressBar(postfix_keys=()))] if verbose > 1 else []
+    if validation_data is not None and n_iter_no_change is not None:
+        stopping = EarlyStopping(
+            monitor="valid_loss",
+            patience=n_iter_no_change,
+            threshold=tol,
+            threshold_mode="abs",
+            load_best=True,
+            sink=print if verbose else noop,
+        )
+        own.append(("early_stopping", stopping))
     cls, extra = SelfSupervisedNet, {}
     if accelerator is not None:
         # PrintLog prints to any sink but print whatever the verbosity; "auto"
@@ -558,9 +758,8 @@ def make_net(
         lr=lr,
         max_epochs=max_epochs,
         batch_size=batch_size,
-        train_split=None,
-        iterator_train__shuffle=True,
-        callbacks=callbacks,
+        train_split=None if validation_data is None else HeldOut(validation_data),
+        callbacks=own + list(callbacks),
         device=device,
         verbose=verbose,
         seed=seed,
@@ -572,27 +771,42 @@ def make_net(
     )
 
 
+class HeldOut:
+    """skorch ``train_split``: the training data as given, and fixed held-out data."""
+
+    def __init__(self, data: Tensor | np.ndarray) -> None:
+        self.data = data
+
+    def __call__(self, dataset, y=None, **fit_params):
+        return dataset, self.data
+
+
 @torch.inference_mode()
 def embed(
     net: NeuralNet,
-    data: Tensor,
+    data: Tensor | np.ndarray,
     fn: Callable[[torch.nn.Module, Tensor], Tensor],
     batch_size: int,
 ) -> np.ndarray:
     """Apply ``fn(module, batch)`` in eval mode, batch by batch, as float32 numpy.
 
-    Only one batch of activations is alive at a time, so large data sets
-    can be embedded with bounded memory. Runs in the net's precision where
-    the device supports it (float16 falls back to float32 off CUDA); the
-    output is float32 either way.
+    Only one batch of activations is alive at a time and the output is
+    written into one preallocated array, so large data sets (numpy memmaps
+    included, see :class:`DeviceBatches`) are embedded with memory bounded
+    by the model, one batch and the output. Runs in the net's precision
+    where the device supports it (float16 falls back to float32 off CUDA);
+    the output is float32 either way.
     """
     net.module_.eval()
-    # getattr: nets pickled before these options existed.
-    precision = resolve_precision(getattr(net, "precision", "float32"), net.device, strict=False)
-    channels_last = resolve_channels_last(getattr(net, "channels_last", False), net.device)
+    precision = resolve_precision(net.precision, net.device, strict=False)
+    channels_last = resolve_channels_last(net.channels_last, net.device)
     batches = DeviceBatches(data, batch_size=batch_size, shuffle=False, device=net.device)
-    outputs = []
-    for x, _ in batches:
+    output = None
+    for x, index in batches:
         with autocast(net.device, precision):
-            outputs.append(fn(net.module_, to_memory_format(x, channels_last)).float().cpu())
-    return torch.cat(outputs).numpy()
+            features = fn(net.module_, to_memory_format(x, channels_last)).float().cpu()
+        if output is None:
+            output = np.empty((len(data), features.shape[1]), dtype=np.float32)
+        start = int(index[0])
+        output[start : start + len(features)] = features.numpy()
+    return output

@@ -1,50 +1,86 @@
-"""Save and load fitted transformers without pickle.
+"""Save and load fitted transformers and pipelines without pickle.
 
 ``joblib.dump`` and ``pickle`` work, but loading a pickle runs whatever code
 the file names: only load those from a source you trust. :func:`save` writes
-a zip file holding two entries instead:
+a zip file instead. For a transformer it holds two entries:
 
-- ``metadata.json``: the format version, the class name (one of
-  :data:`ALLOWED_CLASSES`), the constructor parameters, the fitted
-  attributes (input shape, feature names, training history, the versions of
-  sk_dim, torch and scikit-learn at fit, ...) as JSON;
-- ``weights.pt``: the module's ``state_dict``, tensors only.
+- ``metadata.json``: the format version, the sk_dim version that wrote the
+  file, the class name (one of :data:`ALLOWED_CLASSES`), the constructor
+  parameters, the fitted attributes (input shape, feature names, training
+  history, the versions of sk_dim, torch and scikit-learn at fit, ...) as
+  JSON;
+- ``weights.safetensors``: the module's ``state_dict`` in the safetensors
+  format (raw tensors and a JSON header; nothing in it can run code).
 
-:func:`load` refuses anything else: an entry or key it does not know, a
-class outside the allow-list, parameters the class rejects, weights that are
-not plain tensors (they are read with ``torch.load(weights_only=True)``,
-which refuses any pickled object) or that do not fit the rebuilt network.
-It constructs the class with the parameters, rebuilds the network for the
-saved input shape and loads the weights into it. Parameters that are not
-JSON (a user's ``torch.nn.Module`` encoder, callable views, a
-``RandomState``) cannot be saved this way: use joblib for those.
+A fitted scikit-learn composite (``Pipeline``, ``ColumnTransformer``,
+``FeatureUnion``, a search's ``best_estimator_``, ...) holding sk_dim
+transformers is saved as ``composite.json`` (format and versions),
+``estimator.skops`` (the composite in the skops format, each sk_dim
+transformer replaced by a placeholder naming its entries) and, for each
+transformer, ``steps/<i>/metadata.json`` and ``steps/<i>/weights.safetensors``.
+
+:func:`load` refuses anything else: an entry, key or fitted attribute it does
+not know, a class outside the allow-list, parameters the class rejects,
+weights that do not fit the network the parameters describe (checked on
+PyTorch's ``meta`` device, which allocates nothing, before the network is
+built) or that are not finite, entries larger than their caps, and, in the
+skops part, any type outside skops' trusted scikit-learn, numpy and
+built-in types and sk_dim's placeholder. Every refusal is a ``ValueError``
+raised before the file can make ``load`` allocate much more than its own
+size. Files of format version 1 (weights in ``weights.pt``, read with
+``torch.load(weights_only=True)``) still load. Parameters that are not JSON (a
+user's ``torch.nn.Module`` encoder, callable views, a ``RandomState``)
+cannot be saved this way: use joblib for those.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import io
 import json
 import math
 import os
 import pickle
+import secrets
 import warnings
 import zipfile
+import zlib
 from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ._torch import resolve_device
 
 FORMAT = "sk_dim"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 stored the weights as a torch pickle (read with weights_only=True).
+READABLE_VERSIONS = (1, 2)
 ALLOWED_CLASSES = ("DeepInfoMaxTransformer", "CMCTransformer")
-_ENTRIES = {"metadata.json", "weights.pt"}
-_METADATA_KEYS = {"format", "format_version", "class", "params", "fitted", "history"}
+_WEIGHTS = {1: "weights.pt", 2: "weights.safetensors"}
+_METADATA_KEYS = {
+    1: {"format", "format_version", "class", "params", "fitted", "history"},
+    2: {"format", "format_version", "written_by", "class", "params", "fitted", "history"},
+}
+_COMPOSITE_KEYS = {"format", "format_version", "written_by", "versions", "steps"}
 # Fitted attributes rebuilt at load rather than read from the file.
 _REBUILT = {"net_", "history_"}
+
+# Caps on what a file can make load read. JSON entries are capped in bytes and
+# in containers (a JSON "{}" costs 3 bytes but ~70 bytes of Python objects);
+# binary entries are stored uncompressed, so their size is bounded by the file's.
+_MAX_JSON_BYTES = 16 << 20
+_MAX_JSON_CONTAINERS = 1 << 20
+# Inputs wider than this must come with at least as many weights: the rebuild
+# makes a few rows of that width.
+_MAX_FREE_FEATURES = 1 << 22
+# Version-1 weights were deflated: allow their usual ratio, refuse zip bombs.
+_MAX_DEFLATE_RATIO = 20
+_PLACEHOLDER = "sk_dim.persistence.SavedTransformer"
 
 
 class UnsafeToSaveError(TypeError):
@@ -90,6 +126,27 @@ class UnsafeToSaveError(TypeError):
     """
 
 
+class SavedTransformer:
+    """Stands for an sk_dim transformer inside the skops part of a saved composite.
+
+    :func:`save` puts one in place of each sk_dim transformer before handing
+    the composite to skops, and :func:`load` puts the transformer read from
+    ``steps/<entry>/`` back. It is the one type outside skops' defaults that
+    :func:`load` trusts in the skops part.
+
+    Parameters
+    ----------
+    entry : str
+        The transformer's folder in the zip file.
+    """
+
+    def __init__(self, entry: str = "") -> None:
+        self.entry = entry
+
+    def __repr__(self) -> str:
+        return f"SavedTransformer({self.entry!r})"
+
+
 def _classes() -> dict[str, type]:
     from .cmc import CMCTransformer
     from .dim import DeepInfoMaxTransformer
@@ -98,10 +155,23 @@ def _classes() -> dict[str, type]:
     return {name: classes[name] for name in ALLOWED_CLASSES}
 
 
+def _is_transformer(obj) -> bool:
+    name = type(obj).__name__
+    return name in ALLOWED_CLASSES and _classes()[name] is type(obj)
+
+
+def _sk_dim_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 # -- JSON encoding -------------------------------------------------------------
-# JSON has no tuples or arrays: they are tagged as {"__tuple__": [...]},
-# {"__ndarray__": [...], "dtype": ..., "shape": [...]} and dicts as
-# {"__dict__": {...}}; any other JSON object is refused.
+# JSON has no tuples, arrays or non-finite floats: they are tagged as
+# {"__tuple__": [...]}, {"__ndarray__": [...], "dtype": ..., "shape": [...]},
+# {"__float__": "nan"} (or "inf", "-inf") and dicts as {"__dict__": {...}};
+# any other JSON object is refused.
+_NON_FINITE = ("nan", "inf", "-inf")
 
 
 def _encode(value, name: str):
@@ -110,14 +180,18 @@ def _encode(value, name: str):
     if isinstance(value, Integral):
         return int(value)
     if isinstance(value, Real):
-        if not math.isfinite(value):
-            raise UnsafeToSaveError(f"{name}={value!r} is not finite")
-        return float(value)
+        # e.g. a fitted best_loss_ of inf; parameters' constraints refuse them at load
+        return float(value) if math.isfinite(value) else {"__float__": str(float(value))}
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "biufOU":
             raise UnsafeToSaveError(f"{name} is an array of dtype {value.dtype}")
         kind = "str" if value.dtype.kind in "OU" else value.dtype.str
-        items = [str(v) for v in value.ravel()] if kind == "str" else value.ravel().tolist()
+        if kind == "str":
+            items = [str(v) for v in value.ravel()]
+        elif value.dtype.kind == "f" and not np.isfinite(value).all():
+            items = [_encode(float(v), name) for v in value.ravel()]
+        else:
+            items = value.ravel().tolist()
         return {"__ndarray__": items, "dtype": kind, "shape": list(value.shape)}
     if isinstance(value, tuple):
         return {"__tuple__": [_encode(v, name) for v in value]}
@@ -140,6 +214,8 @@ def _decode(value, name: str):
     if isinstance(value, dict):
         if set(value) == {"__tuple__"} and isinstance(value["__tuple__"], list):
             return tuple(_decode(v, name) for v in value["__tuple__"])
+        if set(value) == {"__float__"} and value["__float__"] in _NON_FINITE:
+            return float(value["__float__"])
         if set(value) == {"__dict__"} and isinstance(value["__dict__"], dict):
             return {k: _decode(v, name) for k, v in value["__dict__"].items()}
         if set(value) == {"__ndarray__", "dtype", "shape"}:
@@ -149,36 +225,52 @@ def _decode(value, name: str):
                     raise TypeError(dtype)
                 if dtype is object and not all(isinstance(v, str) for v in value["__ndarray__"]):
                     raise TypeError("str")
-                array = np.array(value["__ndarray__"], dtype=dtype)
+                items = value["__ndarray__"]
+                if dtype is not object and dtype.kind == "f" and isinstance(items, list):
+                    items = [_decode(v, name) if isinstance(v, dict) else v for v in items]
+                array = np.array(items, dtype=dtype)
                 return array.reshape([int(s) for s in value["shape"]])
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{name}: invalid array in the saved file ({exc})") from None
-    raise ValueError(f"{name}: unexpected value {value!r} in the saved file")
+    raise ValueError(f"{name}: unexpected value {_short(value)} in the saved file")
+
+
+def _short(value, *, plain: bool = False, limit: int = 80) -> str:
+    """A value read from a file, for a message: its repr (or str), cut short."""
+    text = str(value) if plain else repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 # -- save ------------------------------------------------------------------------
 
 
-def save(estimator, path) -> None:
-    """Save a fitted transformer as JSON parameters and tensor weights.
+def save(obj, path) -> None:
+    """Save a fitted transformer, or a composite holding some, without pickle.
 
     Parameters
     ----------
-    estimator : DeepInfoMaxTransformer or CMCTransformer
+    obj : DeepInfoMaxTransformer, CMCTransformer or scikit-learn estimator
         A fitted transformer whose parameters are all JSON-like (strings,
-        numbers, None, lists and tuples of them).
+        numbers, None, lists and tuples of them), or a fitted scikit-learn
+        composite (``Pipeline``, ``ColumnTransformer``, ``FeatureUnion``,
+        ...) that skops can store with its default trusted types, holding
+        such transformers at any depth.
     path : str or os.PathLike
-        File to write (a zip file; ``.skdim`` is a good suffix).
+        File to write (a zip file; ``.skdim`` is a good suffix). It is
+        written under a temporary name and renamed once complete, so a
+        failed save leaves neither half a file nor the temporary one.
 
     Raises
     ------
     TypeError
-        If the class is not one of :data:`ALLOWED_CLASSES`, or a parameter or
-        fitted attribute cannot be stored as JSON (a user's
-        ``torch.nn.Module`` encoder, callable views, a ``RandomState``): the
-        message says to use joblib instead.
+        If ``obj`` is neither an sk_dim transformer nor a scikit-learn
+        estimator, a parameter or fitted attribute of a transformer cannot be
+        stored as JSON (a user's ``torch.nn.Module`` encoder, callable views,
+        a ``RandomState``), or the composite holds types that skops does not
+        trust by default (e.g. a ``FunctionTransformer`` of a user's
+        function): the message says to use joblib instead.
     sklearn.exceptions.NotFittedError
-        If the transformer is not fitted.
+        If a transformer saved on its own is not fitted.
 
     See Also
     --------
@@ -188,9 +280,13 @@ def save(estimator, path) -> None:
 
     Notes
     -----
-    Only what ``transform`` needs is saved: CMC's memory bank (training
-    state, kept with ``keep_memory_bank=True``) is left out with a warning;
-    joblib keeps it. The optimizer state is not saved either.
+    Only the parameters, fitted attributes and the module's weights are
+    saved, enough to transform: CMC's memory bank (training state, kept with
+    ``keep_memory_bank=True``) is left out with a warning, as is the
+    optimizer state; joblib keeps both. In a composite, unfitted sk_dim
+    transformers (e.g. in a ``ColumnTransformer``'s ``transformers``
+    parameter, whose fitted clones are in ``transformers_``) are saved as
+    their parameters.
 
     References
     ----------
@@ -203,89 +299,228 @@ def save(estimator, path) -> None:
     --------
     >>> import tempfile, os
     >>> from sklearn.datasets import load_digits
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.svm import LinearSVC
     >>> from sk_dim import DeepInfoMaxTransformer
     >>> from sk_dim.persistence import load, save
-    >>> X, _ = load_digits(return_X_y=True)
+    >>> X, y = load_digits(return_X_y=True)
     >>> dim = DeepInfoMaxTransformer(max_epochs=1, random_state=0).fit(X[:100])
     >>> path = os.path.join(tempfile.mkdtemp(), "dim.skdim")
     >>> save(dim, path)
     >>> bool((load(path).transform(X[:5]) == dim.transform(X[:5])).all())
     True
+    >>> pipe = make_pipeline(dim, LinearSVC()).fit(X[:100], y[:100])
+    >>> save(pipe, path)
+    >>> bool((load(path).predict(X[:20]) == pipe.predict(X[:20])).all())
+    True
     """
-    name = type(estimator).__name__
-    if name not in ALLOWED_CLASSES or _classes()[name] is not type(estimator):
+    if _is_transformer(obj):
+        check_is_fitted(obj)
+        entries = _transformer_entries(obj, "")
+    elif isinstance(obj, BaseEstimator):
+        entries = _composite_entries(obj)
+    else:
         raise TypeError(
-            f"save() handles {', '.join(ALLOWED_CLASSES)}, got {name}; use joblib.dump instead"
+            f"save() handles {', '.join(ALLOWED_CLASSES)} and scikit-learn estimators holding "
+            f"them, got {type(obj).__name__}; use joblib.dump instead"
         )
-    check_is_fitted(estimator)
-    params = {k: _encode(v, k) for k, v in estimator.get_params(deep=False).items()}
-    fitted = {}
-    for key, value in vars(estimator).items():
-        if key.endswith("_") and not key.startswith("_") and key not in _REBUILT:
-            fitted[key] = _encode(value, key)
-    history = estimator.history_.reset_index().astype(object)
-    history = history.where(history.notna(), None).to_dict("records")
+    _write(entries, path)
+
+
+def _write(entries: dict[str, tuple[bytes, int]], path) -> None:
+    # Written to a temporary file next to the target, then renamed: a failure
+    # never leaves half a file, and the temporary file is removed.
+    path = os.fspath(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
+    # Created as open() would (permissions from the umask, unlike mkstemp's 0600).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as file, zipfile.ZipFile(file, "w") as archive:
+            for entry, (data, compression) in entries.items():
+                archive.writestr(entry, data, compress_type=compression)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+
+
+def _transformer_entries(estimator, prefix: str) -> dict[str, tuple[bytes, int]]:
+    """A transformer's ``metadata.json`` and ``weights.safetensors`` (none if unfitted)."""
+    import safetensors.torch
+
+    fitted = hasattr(estimator, "net_")
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "class": name,
-        "params": params,
-        "fitted": fitted,
-        "history": [{str(k): _encode(v, "history_") for k, v in row.items()} for row in history],
+        "written_by": _sk_dim_version(),
+        "class": type(estimator).__name__,
+        "params": {k: _encode(v, k) for k, v in estimator.get_params(deep=False).items()},
+        "fitted": None,
+        "history": None,
     }
-    state = estimator.net_.module_.state_dict()
-    training_only = [k for k in state if k.startswith("contrast.")]
-    if training_only:
-        warnings.warn(
-            "save() leaves out the memory bank (training state); the loaded transformer "
-            "transforms the same but cannot continue training. Use joblib to keep it.",
-            UserWarning,
-            stacklevel=2,
+    entries = {}
+    if fitted:
+        metadata["fitted"] = {
+            key: _encode(value, key)
+            for key, value in vars(estimator).items()
+            if key.endswith("_") and not key.startswith("_") and key not in _REBUILT
+        }
+        history = estimator.history_.reset_index().astype(object)
+        history = history.where(history.notna(), None).to_dict("records")
+        metadata["history"] = [
+            {str(k): _encode(v, "history_") for k, v in row.items()} for row in history
+        ]
+        state = estimator.net_.module_.state_dict()
+        training_only = [k for k in state if k.startswith("contrast.")]
+        if training_only:
+            warnings.warn(
+                "save() leaves out the memory bank (training state); the loaded transformer "
+                "transforms the same but cannot continue training. Use joblib to keep it.",
+                UserWarning,
+                stacklevel=4,
+            )
+        # safetensors wants contiguous tensors that share no memory: copies.
+        tensors = {
+            k: v.detach().to("cpu", copy=True).contiguous()
+            for k, v in state.items()
+            if k not in training_only
+        }
+        # Raw floats barely compress: stored, they bound what load reads by the file size.
+        entries[f"{prefix}weights.safetensors"] = (
+            safetensors.torch.save(tensors),
+            zipfile.ZIP_STORED,
         )
-    weights = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in state.items() if k not in training_only}, weights)
-    # Written to a temporary name first, so a failure never leaves half a file.
-    tmp = f"{os.fspath(path)}.tmp"
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("metadata.json", json.dumps(metadata, allow_nan=False, indent=1))
-        archive.writestr("weights.pt", weights.getvalue())
-    os.replace(tmp, path)
+    text = json.dumps(metadata, allow_nan=False, indent=1).encode("utf-8")
+    return {f"{prefix}metadata.json": (text, zipfile.ZIP_DEFLATED), **entries}
+
+
+def _composite_entries(composite) -> dict[str, tuple[bytes, int]]:
+    import skops
+    import skops.io
+
+    transformers = _find(composite, _sk_dim_object)
+    for transformer in transformers:
+        if not _is_transformer(transformer):
+            raise UnsafeToSaveError(
+                f"{type(transformer).__name__} is not one of {ALLOWED_CLASSES}; "
+                "use joblib.dump instead"
+            )
+    # A copy of the composite in which each transformer is a placeholder: the
+    # memo makes deepcopy return the placeholder instead of copying the
+    # transformer (and its network); the user's object is left as it was.
+    memo = {id(t): SavedTransformer(str(i)) for i, t in enumerate(transformers)}
+    stripped = copy.deepcopy(composite, memo)
+    try:
+        blob = skops.io.dumps(stripped)
+        untrusted = set(skops.io.get_untrusted_types(data=blob)) - {_PLACEHOLDER}
+    except Exception as exc:  # skops raises many kinds for objects it cannot store
+        raise UnsafeToSaveError(
+            f"skops cannot store this {type(composite).__name__}: {exc}. Use joblib.dump "
+            "(loading runs code: only load files you trust)."
+        ) from exc
+    if untrusted:
+        raise UnsafeToSaveError(
+            f"{type(composite).__name__} holds types that load() would refuse (not trusted by "
+            f"skops by default): {sorted(untrusted)}. Use joblib.dump (loading runs code: only "
+            "load files you trust)."
+        )
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "written_by": _sk_dim_version(),
+        "versions": {"skops": skops.__version__, **_running_versions()},
+        "steps": [str(i) for i in range(len(transformers))],
+    }
+    entries = {
+        "composite.json": (json.dumps(header, indent=1).encode("utf-8"), zipfile.ZIP_DEFLATED),
+        "estimator.skops": (blob, zipfile.ZIP_STORED),
+    }
+    for i, transformer in enumerate(transformers):
+        entries.update(_transformer_entries(transformer, f"steps/{i}/"))
+    return entries
+
+
+def _sk_dim_object(obj) -> bool:
+    from ._base import BaseSelfSupervised
+
+    return isinstance(obj, BaseSelfSupervised)
+
+
+class _Discard:
+    def write(self, data) -> None:
+        pass
+
+
+def _find(obj, wanted) -> list:
+    """The objects reachable from ``obj`` for which ``wanted`` holds, each once.
+
+    Walks the object graph as pickle does (so it finds fitted clones in
+    ``steps``, ``transformers_``, ``best_estimator_``, ... alike) without
+    descending into, or serialising, the objects found; the output is
+    thrown away.
+    """
+    found: dict[int, object] = {}
+
+    class Finder(pickle.Pickler):
+        def persistent_id(self, value):
+            if wanted(value):
+                found.setdefault(id(value), value)
+                return str(id(value))
+            return None
+
+    try:
+        Finder(_Discard(), protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        raise UnsafeToSaveError(
+            f"{type(obj).__name__} cannot be saved safely: {exc}. Use joblib.dump (loading "
+            "runs code: only load files you trust)."
+        ) from exc
+    return list(found.values())
+
+
+def _running_versions() -> dict[str, str]:
+    from ._base import _versions
+
+    return _versions()
 
 
 # -- load ------------------------------------------------------------------------
 
 
 def load(path, *, device: str | None = None):
-    """Load a transformer written by :func:`save`, without running code from the file.
+    """Load a transformer or composite written by :func:`save`, without running code from the file.
 
     Parameters
     ----------
     path : str or os.PathLike
         File written by :func:`save` or ``estimator.save``.
     device : str or None, default=None
-        Device of the loaded network. None uses the transformer's ``device``
-        parameter, falling back to the CPU (with a warning) when that is CUDA
-        and none is available.
+        Device of the loaded networks. None uses each transformer's
+        ``device`` parameter, falling back to the CPU (with a warning) when
+        that is CUDA and none is available.
 
     Returns
     -------
-    estimator : DeepInfoMaxTransformer or CMCTransformer
-        The fitted transformer; ``transform`` gives the same output as the
-        saved one.
+    obj : DeepInfoMaxTransformer, CMCTransformer or scikit-learn estimator
+        The fitted transformer or composite; ``transform`` and ``predict``
+        give the same output as the saved one.
 
     Raises
     ------
     ValueError
-        If the file is not a valid save: not a zip, unknown or missing
-        entries or keys, invalid JSON, a class outside
-        :data:`ALLOWED_CLASSES`, invalid parameters, weights that hold
-        anything but tensors or do not match the network.
+        If the file is not a valid save: not a zip or a damaged one, unknown
+        or missing entries or keys, an entry larger than its cap, invalid
+        JSON, a class outside :data:`ALLOWED_CLASSES`, invalid parameters or
+        fitted attributes, weights that are not finite or do not fit the
+        network (the message then names the sk_dim version that wrote the
+        file), or, in a composite, types that skops does not trust.
 
     Warns
     -----
     UserWarning
-        If the file was written with other versions of sk_dim, torch or
-        scikit-learn than the running ones.
+        If the file was written with other versions of sk_dim, torch,
+        scikit-learn (or skops) than the running ones.
 
     See Also
     --------
@@ -314,24 +549,80 @@ def load(path, *, device: str | None = None):
     >>> loaded.transform(X[:5]).shape == dim.transform(X[:5]).shape
     True
     """
-    metadata, state = _read(path)
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"{path} is not a file written by sk_dim's save(): {exc}") from None
+    with archive:
+        names = archive.namelist()
+        if len(set(names)) != len(names):
+            raise ValueError(f"{path}: the zip file repeats entries")
+        single = {"metadata.json", *_WEIGHTS.values()}
+        if "composite.json" not in names and (
+            not set(names) <= single or "metadata.json" not in names
+        ):
+            expected = ["metadata.json", _WEIGHTS[FORMAT_VERSION]]
+            raise ValueError(
+                f"{path}: expected exactly the entries {expected}, found {sorted(names)}"
+            )
+        try:
+            if "composite.json" in names:
+                return _load_composite(archive, set(names), path, device)
+            return _load_transformer(archive, "", set(names), path, device)
+        except RecursionError:
+            raise ValueError(f"{path}: the saved values are nested too deeply") from None
+
+
+def _load_transformer(archive, prefix: str, names: set, path, device, *, composite: bool = False):
+    """Read ``<prefix>metadata.json`` and the weights; check them; rebuild the transformer."""
+    where = f"{path} ({prefix.rstrip('/')}): " if prefix else f"{path}: "
+    metadata = _read_json(archive, f"{prefix}metadata.json", path)
+    version = _check_format(metadata, f"{prefix}metadata.json", path)
+    if composite and version != FORMAT_VERSION:
+        raise ValueError(f"{where}metadata.json: format version {version} in a composite")
+    if set(metadata) != _METADATA_KEYS[version]:
+        raise ValueError(
+            f"{where}metadata.json must hold the keys {sorted(_METADATA_KEYS[version])}, "
+            f"got {sorted(metadata)}"
+        )
+    if metadata["class"] not in ALLOWED_CLASSES:
+        raise ValueError(
+            f"{where}class {_short(metadata['class'])} is not allowed; "
+            f"expected one of {ALLOWED_CLASSES}"
+        )
+    # Unfitted transformers (no weights) appear only inside composites.
+    fitted = metadata["fitted"]
+    weights = f"{prefix}{_WEIGHTS[version]}"
+    expected = {f"{prefix}metadata.json"} | (
+        {weights} if fitted is not None or not composite else set()
+    )
+    present = {n for n in names if n.startswith(prefix) and n.count("/") == prefix.count("/")}
+    if present != expected:
+        raise ValueError(
+            f"{path}: expected exactly the entries {sorted(expected)}, found {sorted(present)}"
+        )
+
     cls = _classes()[metadata["class"]]
     params = metadata["params"]
     if not isinstance(params, dict):
-        raise ValueError(f"{path}: 'params' must be a JSON object")
-    known = cls().get_params(deep=False)
-    unknown = sorted(set(params) - set(known))
+        raise ValueError(f"{where}'params' must be a JSON object")
+    unknown = sorted(set(params) - set(cls().get_params(deep=False)))
     if unknown:
-        raise ValueError(f"{path}: unknown parameters {unknown} for {cls.__name__}")
+        raise ValueError(f"{where}unknown parameters {unknown} for {cls.__name__}")
     estimator = cls(**{k: _decode(v, k) for k, v in params.items()})
     try:
         estimator._validate_params()
     except ValueError as exc:
-        raise ValueError(f"{path}: invalid parameters: {exc}") from None
+        raise ValueError(f"{where}invalid parameters: {exc}") from None
+    if fitted is None and composite:
+        if metadata["history"] is not None:
+            raise ValueError(f"{where}an unfitted transformer has no history")
+        return estimator
 
-    fitted = metadata["fitted"]
     if not isinstance(fitted, dict):
-        raise ValueError(f"{path}: 'fitted' must be a JSON object")
+        raise ValueError(f"{where}'fitted' must be a JSON object")
     for key, value in fitted.items():
         if (
             not key.isidentifier()
@@ -340,86 +631,297 @@ def load(path, *, device: str | None = None):
             or key in _REBUILT
             or hasattr(cls, key)
         ):
-            raise ValueError(f"{path}: unexpected fitted attribute {key!r}")
+            raise ValueError(f"{where}unexpected fitted attribute {_short(key)}")
         setattr(estimator, key, _decode(value, key))
     for key in ("input_shape_", "n_features_in_", "versions_"):
         if key not in fitted:
-            raise ValueError(f"{path}: the fitted attribute {key!r} is missing")
-    shape = estimator.input_shape_
-    if not (
-        isinstance(shape, tuple)
-        and len(shape) in (1, 3)
-        and all(isinstance(s, int) and s >= 1 for s in shape)
-        and math.prod(shape) == estimator.n_features_in_
-    ):
-        raise ValueError(f"{path}: invalid input_shape_ {shape!r}")
-    estimator.history_ = _history(metadata["history"], path)
+            raise ValueError(f"{where}the fitted attribute {key!r} is missing")
+    estimator.history_ = _history(metadata["history"], where)
+    state = _read_weights(archive, weights, version, path)
+    _check_fitted(estimator, state, where)
+    hint = _version_hint(metadata, estimator, version)
+    _check_state(estimator, state, where, hint)
     _check_versions(estimator.versions_, path)
 
     device = _load_device(estimator.device if device is None else device)
     try:
-        estimator._rebuild_for_inference(state, device)
-    except (RuntimeError, ValueError, TypeError) as exc:
-        raise ValueError(f"{path}: the weights do not fit the network: {exc}") from None
+        with _one_negative(estimator):
+            estimator._rebuild_for_inference(state, device)
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        raise ValueError(f"{where}the weights do not fit the network: {exc}{hint}") from None
     return estimator
 
 
-def _read(path) -> tuple[dict, dict]:
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise ValueError(f"{path} is not a file written by sk_dim's save(): {exc}") from None
-    with archive:
-        names = archive.namelist()
-        if sorted(names) != sorted(_ENTRIES):
-            raise ValueError(
-                f"{path}: expected exactly the entries {sorted(_ENTRIES)}, found {sorted(names)}"
-            )
-        try:
-            metadata = json.loads(archive.read("metadata.json").decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: metadata.json is not valid JSON: {exc}") from None
-        raw_weights = archive.read("weights.pt")
-    if not isinstance(metadata, dict) or set(metadata) != _METADATA_KEYS:
-        keys = sorted(metadata) if isinstance(metadata, dict) else type(metadata).__name__
-        raise ValueError(f"{path}: metadata.json must hold the keys {sorted(_METADATA_KEYS)}, "
-                         f"got {keys}")  # fmt: skip
-    if metadata["format"] != FORMAT or metadata["format_version"] != FORMAT_VERSION:
+def _load_composite(archive, names: set, path, device):
+    import skops.io
+
+    header = _read_json(archive, "composite.json", path)
+    version = _check_format(header, "composite.json", path)
+    if version != FORMAT_VERSION or set(header) != _COMPOSITE_KEYS:
         raise ValueError(
-            f"{path}: unsupported format {metadata['format']!r} version "
-            f"{metadata['format_version']!r}; this sk_dim reads {FORMAT!r} "
+            f"{path}: composite.json must hold the keys {sorted(_COMPOSITE_KEYS)} of format "
             f"version {FORMAT_VERSION}"
         )
-    if metadata["class"] not in ALLOWED_CLASSES:
+    steps = header["steps"]
+    if not (
+        isinstance(steps, list)
+        and steps == [str(i) for i in range(len(steps))]
+        and isinstance(header["versions"], dict)
+    ):
+        raise ValueError(f"{path}: composite.json: invalid 'steps' or 'versions'")
+    allowed = {"composite.json", "estimator.skops"}
+    for step in steps:
+        allowed |= {f"steps/{step}/metadata.json", f"steps/{step}/weights.safetensors"}
+    if not names <= allowed or "estimator.skops" not in names:
         raise ValueError(
-            f"{path}: class {metadata['class']!r} is not allowed; expected one of {ALLOWED_CLASSES}"
+            f"{path}: unexpected entries {sorted(names - allowed)} or no estimator.skops"
+        )
+    blob = _read_binary(archive, "estimator.skops", path)
+    try:
+        inner = zipfile.ZipFile(io.BytesIO(blob))
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+        raise ValueError(f"{path}: estimator.skops is not a valid skops file: {exc}") from None
+    with inner:  # skops' file is a zip too: no bombs in it either
+        for info in inner.infolist():
+            _check_ratio(info, f"estimator.skops/{info.filename}", path)
+    try:
+        untrusted = set(skops.io.get_untrusted_types(data=blob)) - {_PLACEHOLDER}
+    except Exception as exc:  # skops raises many kinds on a damaged file
+        raise ValueError(f"{path}: estimator.skops is not a valid skops file: {exc}") from None
+    if untrusted:
+        raise ValueError(
+            f"{path}: estimator.skops names types that are not trusted: {sorted(untrusted)}; "
+            "refusing to load them (only scikit-learn, numpy and built-in types trusted by "
+            "skops, and sk_dim transformers, are)"
         )
     try:
-        state = torch.load(io.BytesIO(raw_weights), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as exc:
+        stripped = skops.io.loads(blob, trusted=[_PLACEHOLDER])
+    except Exception as exc:
+        raise ValueError(f"{path}: estimator.skops could not be loaded: {exc}") from None
+    try:
+        placeholders = _find(stripped, lambda obj: isinstance(obj, SavedTransformer))
+    except TypeError as exc:
+        raise ValueError(f"{path}: estimator.skops holds an unexpected object: {exc}") from None
+    entries = sorted(p.entry for p in placeholders if isinstance(p.entry, str))
+    if len(entries) != len(placeholders) or entries != sorted(steps):
         raise ValueError(
-            f"{path}: weights.pt is not a plain dict of tensors (refused by "
-            f"torch.load(weights_only=True)): {exc}"
-        ) from None
+            f"{path}: the composite's placeholders {entries} do not match its steps {steps}"
+        )
+    transformers = {
+        step: _load_transformer(archive, f"steps/{step}/", names, path, device, composite=True)
+        for step in steps
+    }
+    _check_versions(header["versions"], path)
+    # Each placeholder replaced by its transformer (the rest copied, small).
+    memo = {id(p): transformers[p.entry] for p in placeholders}
+    return copy.deepcopy(stripped, memo)
+
+
+# -- reading entries -----------------------------------------------------------------
+
+
+def _read_bytes(archive, info, path) -> bytes:
+    try:
+        with archive.open(info) as file:
+            return file.read()
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+            RuntimeError) as exc:  # fmt: skip
+        raise ValueError(f"{path}: the entry {info.filename} is damaged: {exc}") from None
+
+
+def _read_json(archive, name: str, path) -> dict:
+    info = archive.getinfo(name)
+    if info.file_size > _MAX_JSON_BYTES:
+        raise ValueError(
+            f"{path}: {name} is {info.file_size} bytes, more than the {_MAX_JSON_BYTES} "
+            "a save file's metadata may hold"
+        )
+    raw = _read_bytes(archive, info, path)
+    if raw.count(b"{") + raw.count(b"[") > _MAX_JSON_CONTAINERS:
+        raise ValueError(
+            f"{path}: {name} holds more than {_MAX_JSON_CONTAINERS} JSON objects and arrays"
+        )
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"{path}: {name} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: {name} must hold a JSON object")
+    return value
+
+
+def _read_binary(archive, name: str, path) -> bytes:
+    info = archive.getinfo(name)
+    _check_ratio(info, name, path)
+    return _read_bytes(archive, info, path)
+
+
+def _check_ratio(info: zipfile.ZipInfo, name: str, path) -> None:
+    # Stored entries cannot be larger than the file; deflated ones (version 1
+    # weights) at most their usual ratio: no zip bombs.
+    if info.file_size > _MAX_DEFLATE_RATIO * info.compress_size + (1 << 20):
+        raise ValueError(
+            f"{path}: {name} claims {info.file_size} bytes from {info.compress_size} "
+            "compressed; refusing it"
+        )
+
+
+def _check_format(metadata: dict, name: str, path) -> int:
+    version = metadata.get("format_version")
+    if metadata.get("format") != FORMAT or version not in READABLE_VERSIONS:
+        raise ValueError(
+            f"{path}: {name}: unsupported format {_short(metadata.get('format'))} version "
+            f"{_short(version)}; this sk_dim ({_sk_dim_version()}) reads {FORMAT!r} versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
+        )
+    return version
+
+
+def _read_weights(archive, name: str, version: int, path) -> dict[str, torch.Tensor]:
+    raw = _read_binary(archive, name, path)
+    if version == 1:
+        try:
+            state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as exc:
+            raise ValueError(
+                f"{path}: weights.pt is not a plain dict of tensors (refused by "
+                f"torch.load(weights_only=True)): {exc}"
+            ) from None
+    else:
+        import safetensors.torch
+
+        try:
+            state = safetensors.torch.load(raw)
+        except Exception as exc:  # safetensors' SafetensorError is not exported
+            raise ValueError(f"{path}: {name} is not a valid safetensors file: {exc}") from None
     if not isinstance(state, dict) or not all(
         isinstance(k, str) and type(v) is torch.Tensor for k, v in state.items()
     ):
-        raise ValueError(f"{path}: weights.pt must hold a dict of tensors")
-    return metadata, state
+        raise ValueError(f"{path}: {name} must hold a dict of tensors")
+    return state
 
 
-def _history(records, path) -> pd.DataFrame:
+# -- checks ----------------------------------------------------------------------------
+
+
+def _check_fitted(estimator, state: dict, where: str) -> None:
+    """Fitted attributes that size what load builds, checked against sane bounds."""
+    shape = estimator.input_shape_
+    n_features = estimator.n_features_in_
+    if not (
+        isinstance(shape, tuple)
+        and len(shape) in (1, 3)
+        and all(isinstance(s, int) and s >= 1 for s in shape)
+        and math.prod(shape) == n_features
+    ):
+        raise ValueError(f"{where}invalid input_shape_ {_short(shape)}")
+    n_weights = sum(v.numel() for v in state.values())
+    if n_features > max(_MAX_FREE_FEATURES, n_weights):
+        raise ValueError(
+            f"{where}n_features_in_={n_features} is more than the weights ({n_weights} values) "
+            "can serve; refusing to build inputs that wide"
+        )
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None and (not isinstance(names, np.ndarray) or names.shape != (n_features,)):
+        raise ValueError(f"{where}feature_names_in_ does not hold n_features_in_ names")
+    if hasattr(estimator, "n_negatives_"):
+        value = estimator.n_negatives_
+        if not (isinstance(value, int) and 1 <= value <= estimator.n_negatives):
+            raise ValueError(
+                f"{where}invalid n_negatives_={_short(value)}: expected an int in "
+                f"[1, n_negatives={estimator.n_negatives}]"
+            )
+    if hasattr(estimator, "n_views_"):
+        value = estimator.n_views_
+        if not (isinstance(value, int) and 2 <= value <= max(2, n_features)):
+            raise ValueError(f"{where}invalid n_views_={_short(value)}")
+
+
+def _check_state(estimator, state: dict, where: str, hint: str) -> None:
+    """Weights of the shapes and dtypes the parameters describe, and finite.
+
+    The network is first built on PyTorch's meta device, which allocates no
+    memory, so that parameters describing a huge network (or weights that
+    fit no network) are refused before anything is allocated.
+    """
+    dummy = np.broadcast_to(
+        np.zeros((1, estimator.n_features_in_), dtype=np.float32), (2, estimator.n_features_in_)
+    )
+    try:
+        with _one_negative(estimator), torch.device("meta"):
+            module = estimator._build_module(dummy, estimator.input_shape_)
+    except Exception as exc:  # whatever the builders raise on parameters from a file
+        raise ValueError(
+            f"{where}the saved parameters and fitted attributes describe no network: {exc}{hint}"
+        ) from None
+    expected = {
+        k: (tuple(v.shape), v.dtype)
+        for k, v in module.state_dict().items()
+        if not k.startswith("contrast.")
+    }
+    got = {k: (tuple(v.shape), v.dtype) for k, v in state.items()}
+    if expected != got:
+        problems = []
+        missing, unexpected = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+        if missing:
+            problems.append(f"Missing keys {_short(missing)}")
+        if unexpected:
+            problems.append(f"Unexpected keys {_short(unexpected)}")
+        problems += [
+            f"size mismatch for {k}: the file has {got[k]}, the network {expected[k]}"
+            for k in sorted(set(got) & set(expected))
+            if got[k] != expected[k]
+        ][:3]
+        raise ValueError(f"{where}the weights do not fit the network: {'; '.join(problems)}{hint}")
+    for key, value in state.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise ValueError(
+                f"{where}the weight {key!r} holds NaN or infinite values; the transformer "
+                "would return non-finite features"
+            )
+
+
+@contextlib.contextmanager
+def _one_negative(estimator):
+    """Build CMC with one negative: its memory bank is training state, dropped at load.
+
+    The rebuild makes ``n_negatives_ + 1`` rows and a memory bank of that
+    size; a file's ``n_negatives_`` must not decide what load allocates.
+    """
+    if not hasattr(estimator, "n_negatives_"):
+        yield
+        return
+    saved = estimator.n_negatives_
+    estimator.n_negatives_ = 1
+    try:
+        yield
+    finally:
+        estimator.n_negatives_ = saved
+
+
+def _version_hint(metadata: dict, estimator, version: int) -> str:
+    fitted_with = (
+        estimator.versions_.get("sk_dim") if isinstance(estimator.versions_, dict) else None
+    )
+    written_by = metadata.get("written_by", fitted_with)
+    return (
+        f" (the file was written by sk_dim {_short(written_by, plain=True)} in format version "
+        f"{version}; "
+        f"this is sk_dim {_sk_dim_version()}, which writes format version {FORMAT_VERSION}: "
+        "the network may have changed between versions)"
+    )
+
+
+def _history(records, where) -> pd.DataFrame:
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise ValueError(f"{path}: 'history' must be a list of JSON objects")
+        raise ValueError(f"{where}'history' must be a list of JSON objects")
     rows = []
     for record in records:
         row = {k: _decode(v, "history_") for k, v in record.items()}
         if "epoch" not in row or not all(
             v is None or isinstance(v, int | float) for v in row.values()
         ):
-            raise ValueError(f"{path}: invalid history record {record!r}")
+            raise ValueError(f"{where}invalid history record {_short(record)}")
         rows.append(row)
     if not rows:
         return pd.DataFrame(index=pd.Index([], name="epoch", dtype=np.int64))
@@ -427,18 +929,22 @@ def _history(records, path) -> pd.DataFrame:
 
 
 def _check_versions(saved, path) -> None:
-    from ._base import _versions
-
     if not isinstance(saved, dict):
-        raise ValueError(f"{path}: invalid versions_ {saved!r}")
-    running = _versions()
+        raise ValueError(f"{path}: invalid versions_ {_short(saved)}")
+    running = _running_versions()
+    if "skops" in saved:
+        import skops
+
+        running["skops"] = skops.__version__
     differ = {k: (saved.get(k), v) for k, v in running.items() if saved.get(k) != v}
     if differ:
-        listed = ", ".join(f"{k} {old} (now {new})" for k, (old, new) in differ.items())
+        listed = ", ".join(
+            f"{k} {_short(old, plain=True)} (now {new})" for k, (old, new) in differ.items()
+        )
         warnings.warn(
             f"{path} was saved with {listed}; its output may differ slightly",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 
@@ -446,7 +952,7 @@ def _load_device(device: str) -> str:
     device = resolve_device(device)
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
         warnings.warn(
-            f"device={device!r} is not available; loading on the CPU", UserWarning, stacklevel=3
+            f"device={device!r} is not available; loading on the CPU", UserWarning, stacklevel=4
         )
         return "cpu"
     return device

@@ -13,7 +13,9 @@ from sklearn.svm import LinearSVC
 from torch import nn
 
 from sk_dim import DeepInfoMaxTransformer
+from sk_dim.modules.augment import ImageAugment
 from sk_dim.modules.encoders import ConvEncoder, PaperEncoder32
+from sk_dim.modules.infomax import DeepInfoMax
 from sk_dim.modules.prior import discriminator_loss, encoder_prior_loss
 
 FAST = dict(max_epochs=2, batch_size=32, random_state=0)
@@ -101,12 +103,48 @@ def test_each_player_improves_its_own_objective(fitted, digits):
         assert loss_fn().item() < before
 
 
-@pytest.mark.parametrize(("layer", "width"), [("conv", 2048), ("fc", 1024), ("y", 16)])
+@pytest.mark.parametrize(
+    ("layer", "width"), [("local", 2048), ("conv", 4096), ("fc", 1024), ("y", 16)]
+)
 def test_layer_widths(digits, layer, width):
-    dim = DeepInfoMaxTransformer(n_components=16, layer=layer, **FAST)
-    Z = dim.fit_transform(digits[0])
-    assert Z.shape == (300, width) and Z.dtype == np.float32
+    dim = DeepInfoMaxTransformer(n_components=16, layer=layer, **{**FAST, "max_epochs": 1})
+    Z = dim.fit_transform(digits[0][:100])
+    assert Z.shape == (100, width) and Z.dtype == np.float32
     assert dim.get_feature_names_out()[0] == "deepinfomaxtransformer0"
+
+
+def test_layers_are_what_their_names_say(fitted, digits):
+    x = torch.as_tensor(digits[0][:4], dtype=torch.float32).view(4, 1, 8, 8)
+    network = fitted.net_.module_.encoder.eval()
+    standardize, encoder = network
+    with torch.no_grad():
+        local = encoder.local(standardize(x))  # (4, 128, 8, 8)
+        conv = encoder.top(local)  # (4, 256, 4, 4): the paper's last conv layer
+        expected = {
+            "local": torch.nn.functional.avg_pool2d(local, 2).flatten(1),  # to 4x4
+            "conv": conv.flatten(1),
+            "fc": encoder.fc(conv.flatten(1)),
+        }
+    for layer, features in expected.items():
+        dim = pickle.loads(pickle.dumps(fitted)).set_params(layer=layer)
+        np.testing.assert_allclose(dim.transform(digits[0][:4]), features.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("layer", ["bogus", "embedding", "pixels"])
+def test_unknown_layer_after_fit_names_the_valid_ones(fitted, digits, layer):
+    dim = pickle.loads(pickle.dumps(fitted)).set_params(layer=layer)
+    with pytest.raises(ValueError, match=r"Unknown layer .*'local', 'conv', 'fc', 'y'"):
+        dim.transform(digits[0][:4])
+
+
+def test_history_reports_mi_in_nats_and_the_loss_is_their_combination(fitted):
+    history = fitted.history_
+    # JSD estimates are 0 for an uninformative critic and at most 2 log 2: a
+    # critic that learned something scores above 0 (the raw eq. 4 is negative).
+    for column in ("global_mi", "local_mi"):
+        assert history[column].iloc[-1] > 0.05 and (history[column] <= 2 * np.log(2)).all()
+    combined = -(0.5 * history["global_mi"] + history["local_mi"]) + 0.1 * history["prior"]
+    np.testing.assert_allclose(history["train_loss"], combined, rtol=1e-5, atol=1e-6)
 
 
 def test_same_seed_same_output(digits):
@@ -174,6 +212,24 @@ def test_user_encoder(digits):
     assert dim.set_params(layer="y").transform(digits[0]).shape == (300, 5)
     with pytest.raises(ValueError, match="layer='fc'"):
         dim.set_params(layer="fc").transform(digits[0])
+    with pytest.raises(ValueError, match="layer='conv' needs an encoder .* last convolutional"):
+        dim.set_params(layer="conv").transform(digits[0])
+
+
+class FourOutputEncoder(TinyEncoder):
+    """A user's encoder that also returns its last convolutional layer."""
+
+    def forward(self, x):
+        local = torch.relu(self.conv(x))  # (N, 8, 8, 8)
+        conv = torch.nn.functional.max_pool2d(local, 4)  # (N, 8, 2, 2)
+        fc = conv.flatten(1)  # (N, 32)
+        return local, conv, fc, self.head(local.flatten(1))
+
+
+def test_user_encoder_with_a_conv_layer(digits):
+    dim = DeepInfoMaxTransformer(encoder=FourOutputEncoder(), layer="conv", **FAST)
+    assert dim.fit_transform(digits[0]).shape == (300, 32)
+    assert dim.set_params(layer="local").transform(digits[0]).shape == (300, 8 * 16)
 
 
 @pytest.mark.parametrize("dump", ["joblib", "pickle"])
@@ -258,3 +314,77 @@ def test_paper_encoder_layers_at_32x32_and_width_scales_them():
     out = half(torch.zeros(2, 2, 32, 32))
     assert tuple(out.local.shape[1:]) == (64, 8, 8)
     assert out.fc.shape == (2, 512) and out.y.shape == (2, 64)
+
+
+def test_augment_draws_two_different_copies():
+    x = torch.rand(8, 3, 16, 16) * 255
+    augment = ImageAugment()
+    a, b = augment(x), augment(x)
+    assert a.shape == x.shape and a.dtype == torch.float32
+    assert (a - b).abs().flatten(1).amax(1).min() > 1.0  # every image differs
+    assert ImageAugment(jitter=0.0, gray_p=0.0, crop_scale=(1.0, 1.0))(x).shape == x.shape
+
+
+class CopyIndex(nn.Module):
+    """An "augmentation" that adds 100 to the first copy and 200 to the second."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return x.float() + 100.0 * self.calls
+
+
+class Identity(nn.Module):
+    """local = the image, y = its mean: both tell which copy they came from."""
+
+    def forward(self, x):
+        return x, x.mean(dim=(2, 3))
+
+
+class RecordingCritic(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pairs = []
+
+    def forward(self, local, y):
+        self.pairs.append((local.detach(), y.detach()))
+        return torch.zeros(len(y), len(local), 1)
+
+
+def test_augmented_dim_pairs_y_of_one_copy_with_m_of_the_other():
+    module = DeepInfoMax(
+        Identity(),
+        (1, 4, 4),
+        alpha=1.0,
+        beta=0.0,
+        gamma=0.0,
+        mi_estimator="jsd",
+        local_critic="dot",
+        prior="uniform",
+        augment=CopyIndex(),
+    )
+    module.global_critic = RecordingCritic()
+    x = torch.rand(5, 1, 4, 4)
+    terms = module.train()(x)
+    (local_a, y_a), (local_b, y_b) = module.global_critic.pairs
+    torch.testing.assert_close(y_a, x.mean(dim=(2, 3)) + 100)  # y of copy 1...
+    torch.testing.assert_close(local_a, x + 200)  # ...against M of copy 2
+    torch.testing.assert_close(y_b, x.mean(dim=(2, 3)) + 200)  # and the other way round
+    torch.testing.assert_close(local_b, x + 100)
+    assert terms["y"].shape == (10, 1)  # the prior sees both copies
+    module.global_critic.pairs.clear()
+    module.eval()(x)  # transform: the image itself, no copies
+    ((local, y),) = module.global_critic.pairs
+    torch.testing.assert_close(local, x)
+
+
+def test_augmented_dim_fits_and_transforms_without_augmenting(digits):
+    X = digits[0][:100]
+    dim = DeepInfoMaxTransformer(augment=True, **{**FAST, "max_epochs": 1}).fit(X)
+    assert {"global_mi", "local_mi", "prior"} <= set(dim.history_)
+    np.testing.assert_array_equal(dim.transform(X), dim.transform(X))
+    with pytest.raises(ValueError, match="augment=True needs images"):
+        DeepInfoMaxTransformer(augment=True, image_shape=None, **FAST).fit(digits[0])

@@ -1,15 +1,19 @@
 """The documentation builds with warnings as errors and its quick start renders.
 
-Slow (the build runs the gallery examples): ``make test-slow``. Needs the
-``docs`` extra (``pip install -e ".[docs]"``) and, for the rendering check,
-Debian's ``chromium`` (``apt-get install -y chromium``); skipped without them.
+The full build is slow (it runs the gallery examples): ``make test-slow``, and
+CI runs ``make docs`` after the tests. It needs the ``docs`` extra
+(``pip install -e ".[docs]"``) and, for the rendering check, Debian's
+``chromium`` (``apt-get install -y chromium``); skipped without them. The
+configuration checks are fast and need neither.
 """
 
 import os
 import re
+import runpy
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -25,6 +29,53 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+EXTERNAL = r"(?:sklearn|torch|skorch|numpy|pandas)\.[\w.]*\w"
+# ``:class:`~sklearn.svm.LinearSVC``` and the like, and numpydoc See Also entries.
+ROLE_REFERENCE = re.compile(rf":(?:class|func|meth|obj|attr|exc):`~?({EXTERNAL})`")
+SEE_ALSO_ENTRY = re.compile(rf"^\s+({EXTERNAL})\s*:", re.MULTILINE)
+
+
+def _conf(tmp_path):
+    """The namespace of docs/conf.py, run from a copy (it writes its inventories beside it)."""
+    shutil.copy(ROOT / "docs" / "conf.py", tmp_path / "conf.py")
+    return runpy.run_path(str(tmp_path / "conf.py"))
+
+
+def _inventory_names(path):
+    lines = Path(path).read_bytes().split(b"\n", 4)
+    assert lines[0] == b"# Sphinx inventory version 2", lines[0]
+    return {line.split()[0] for line in zlib.decompress(lines[4]).decode().splitlines() if line}
+
+
+def test_docs_config_runs_every_example_and_resolves_links_offline(tmp_path):
+    conf = _conf(tmp_path)
+    gallery = conf["sphinx_gallery_conf"]
+    examples = sorted((ROOT / "examples").glob("*.py"))
+    assert examples
+    for example in examples:
+        # sphinx-gallery matches the pattern against the example's full path.
+        assert re.search(gallery["filename_pattern"], str(example)), example.name
+
+    # Inventories are local files, so the build downloads nothing.
+    inventories = set()
+    for url, location in conf["intersphinx_mapping"].values():
+        assert url.startswith("https://") and Path(location).is_file(), (url, location)
+        inventories |= _inventory_names(location)
+
+    # Every name of those packages that the docs or docstrings link to has an
+    # entry (the build also fails on one without: nitpicky).
+    texts = [*(ROOT / "docs").glob("*.rst"), *(ROOT / "sk_dim").rglob("*.py")]
+    referenced = set()
+    for path in texts:
+        text = path.read_text(encoding="utf-8")
+        referenced |= set(ROLE_REFERENCE.findall(text))
+        if path.suffix == ".py":
+            for section in re.findall(r"See Also\n\s*-+\n(.*?)(?:\n\s*\n)", text, re.S):
+                referenced |= set(SEE_ALSO_ENTRY.findall("\n" + section))
+    assert "sklearn.neural_network.MLPClassifier" in referenced  # the scan finds See Also
+    assert referenced <= inventories, sorted(referenced - inventories)
 
 
 def _chromium(args, tmp_path, timeout=120):
@@ -54,13 +105,37 @@ def _build_docs(tmp_path):
 def test_docs_build_and_quickstart_renders(tmp_path):
     # One test, one build: under pytest-xdist two tests could build at once.
     built_docs = _build_docs(tmp_path)
-    for page in ("index", "install", "quickstart", "user_guide", "api", "auto_examples/index"):
+    pages = ("index", "install", "quickstart", "user_guide", "scaling", "api")
+    for page in (*pages, "auto_examples/index"):
         assert (built_docs / f"{page}.html").is_file(), page
     api = (built_docs / "api.html").read_text(encoding="utf-8")
     for name in ("DeepInfoMaxTransformer", "CMCTransformer", "linear_probe", "load_cifar10"):
         assert name in api
-    dim_page = built_docs / "gen_modules" / "sk_dim.DeepInfoMaxTransformer.html"
-    assert 'id="sk_dim.DeepInfoMaxTransformer.fit"' in dim_page.read_text(encoding="utf-8")
+    dim_page = (built_docs / "gen_modules" / "sk_dim.DeepInfoMaxTransformer.html").read_text(
+        encoding="utf-8"
+    )
+    # Its own methods and those inherited from scikit-learn.
+    for method in ("fit", "transform", "fit_transform", "get_params", "set_params", "set_output"):
+        assert f'id="sk_dim.DeepInfoMaxTransformer.{method}"' in dim_page, method
+    assert 'id="sk_dim.DeepInfoMaxTransformer.get_feature_names_out"' in dim_page
+    # See Also links to scikit-learn resolve (offline inventory), to its own page.
+    probe_page = (built_docs / "gen_modules" / "sk_dim.evaluation.MLPProbe.html").read_text(
+        encoding="utf-8"
+    )
+    assert (
+        'href="https://scikit-learn.org/stable/modules/generated/'
+        "sklearn.neural_network.MLPClassifier.html" in probe_page
+    )
+    # Every example ran: its page shows a figure it drew, not a placeholder.
+    for example in sorted((ROOT / "examples").glob("plot_*.py")):
+        page = (built_docs / "auto_examples" / f"{example.stem}.html").read_text(encoding="utf-8")
+        figure = f"sphx_glr_{example.stem}_001.png"
+        assert figure in page, example.name
+        assert (built_docs / "_images" / figure).is_file(), figure
+    # One navigation entry for GPUs and scaling out.
+    index = (built_docs / "index.html").read_text(encoding="utf-8")
+    assert "GPUs and scaling out" in index and "GPU and scale-out" not in index
+    assert (built_docs / "benchmarks.html").is_file()
 
     if not CHROMIUM.is_file():
         pytest.skip("/usr/bin/chromium is not installed (apt-get install -y chromium)")

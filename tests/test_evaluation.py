@@ -50,13 +50,15 @@ def assert_same_state(a, b):
 # -- probes -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("layer", "width"), [(None, 2048), ("conv", 2048), ("fc", 1024), ("y", 8)])
+@pytest.mark.parametrize(
+    ("layer", "width"), [(None, 2048), ("local", 2048), ("conv", 4096), ("fc", 1024), ("y", 8)]
+)
 def test_probe_features_reads_a_layer_without_changing_the_transformer(
     digits, fitted, layer, width
 ):
     Z = probe_features(fitted, digits[0][:10], layer=layer)
     assert Z.shape == (10, width) and Z.dtype == np.float32
-    assert fitted.layer == "conv" and fitted.transform(digits[0][:10]).shape == (10, 2048)
+    assert fitted.layer == "local" and fitted.transform(digits[0][:10]).shape == (10, 2048)
 
 
 def test_probe_features_with_pandas_output(digits):
@@ -152,7 +154,7 @@ def test_finetune_layers_and_heads(digits, fitted, layer, head):
     clf.fit(X[:64], y[:64])
     first = clf.module_.head if head == "linear" else clf.module_.head[0]
     assert first.in_features == {"y": 8, "fc": 1024}[layer]
-    assert fitted.layer == "conv"
+    assert fitted.layer == "local"
 
 
 def test_frozen_encoder(digits, fitted):

@@ -16,8 +16,11 @@ def reference(scores: np.ndarray, estimator: str) -> float:
     n, _, n_loc = scores.shape
     pos = [scores[i, i, l] for i in range(n) for l in range(n_loc)]
     neg = [scores[i, j, l] for i in range(n) for j in range(n) if i != j for l in range(n_loc)]
-    if estimator == "jsd":
-        return np.mean([-softplus(-p) for p in pos]) - np.mean([softplus(q) for q in neg])
+    if estimator == "jsd":  # the "JSD" measure of the reference code (cortex_DIM gan_losses)
+        log_2 = math.log(2)
+        e_pos = np.mean([log_2 - softplus(-p) for p in pos])
+        e_neg = np.mean([softplus(-q) + q - log_2 for q in neg])
+        return e_pos - e_neg
     if estimator == "dv":
         return np.mean(pos) - math.log(np.mean([math.exp(q) for q in neg]))
     total = 0.0
@@ -80,3 +83,27 @@ def test_bad_input():
         mi_bound(torch.zeros(1, 1), "jsd")
     with pytest.raises(ValueError, match=r"\(N, N\)"):
         mi_bound(torch.zeros(3, 4), "jsd")
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+@pytest.mark.parametrize("n_loc", [1, 4])
+def test_uninformative_critic_scores_zero_nats(estimator, n_loc):
+    # history_ reports these estimates: 0, not a negative constant, for no information.
+    # A critic's optimum for independent variables is T = 0 (any constant for DV and InfoNCE).
+    for value in [0.0] if estimator == "jsd" else [0.0, 0.7]:
+        scores = torch.full((6, 6, n_loc), value)
+        assert mi_bound(scores, estimator).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_jsd_is_capped_at_two_log_two_and_keeps_the_papers_gradients():
+    perfect = 50 * (2 * torch.eye(8) - 1)  # positives +50, negatives -50
+    assert jsd_bound(perfect).item() == pytest.approx(2 * math.log(2), abs=1e-6)
+    scores = torch.randn(7, 7, 3, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    (grad,) = torch.autograd.grad(jsd_bound(scores), scores)
+    # The paper's eq. 4 without the constant, written out.
+    eye = torch.eye(7, dtype=torch.bool)[:, :, None].expand(7, 7, 3)
+    paper = -torch.nn.functional.softplus(-scores[eye]).mean()
+    paper = paper - torch.nn.functional.softplus(scores[~eye]).mean()
+    (paper_grad,) = torch.autograd.grad(paper, scores)
+    torch.testing.assert_close(grad, paper_grad)
+    assert jsd_bound(scores).item() == pytest.approx(paper.item() + 2 * math.log(2), abs=1e-6)

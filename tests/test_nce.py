@@ -247,7 +247,6 @@ def test_banks_update_after_scoring_in_training_only():
     # The loss was computed from the banks before this step's update.
     fresh = _contrast()
     fresh.load_state_dict({**contrast.state_dict(), "bank.memory": before})
-    fresh.eval()
     loss_before, _ = fresh(embeddings, index, torch.Generator().manual_seed(gen_seed))
     assert loss.item() == pytest.approx(loss_before.item(), rel=1e-6)
     # Each view's bank moved towards that view's embeddings.
@@ -295,3 +294,28 @@ def test_bad_options_raise():
         contrast([_unit(2, 4, seed=0)], torch.arange(2))
     with pytest.raises(ValueError, match="shape"):
         contrast([_unit(2, 4, seed=0), _unit(2, 5, seed=1)], torch.arange(2))
+
+
+def test_eval_mode_and_queue_take_positives_from_the_other_view():
+    """Held-out rows have no bank entry: the positive is the other view's embedding."""
+    contrast = _contrast().eval()
+    index = torch.tensor([1, 5, 9])
+    embeddings = [_unit(3, 8, seed=40), _unit(3, 8, seed=41)]
+    noise_seed = 7
+    loss, terms = contrast(embeddings, index, torch.Generator().manual_seed(noise_seed))
+    noise = contrast.bank.sample_negatives(
+        contrast.n_negatives, generator=torch.Generator().manual_seed(noise_seed)
+    )
+    logits = contrast_scores(
+        embeddings[0], embeddings[1], contrast.bank.weights(1, noise), contrast.temperature
+    )
+    assert terms["0_1"] == pytest.approx(contrast.nce["0_1"](logits).item(), rel=1e-6)
+
+    bank = MemoryBank(4, 8, 2, momentum=0.0, generator=torch.Generator().manual_seed(0))
+    queue = MultiviewContrast(bank, n_negatives=3, temperature=0.1, queue=True).train()
+    for step in range(2):  # 3 + 3 rows into a queue of 4: the write position wraps around
+        queue(embeddings, index)
+        rows = (3 * step + torch.arange(3)) % 4
+        for v in range(2):
+            torch.testing.assert_close(queue.bank.memory[v, rows], embeddings[v])
+    assert queue.queue_head.item() == 6 % 4

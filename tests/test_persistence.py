@@ -1,20 +1,33 @@
-"""save / load: JSON parameters and tensor weights, no pickle."""
+"""save / load: JSON parameters, safetensors weights and skops composites, no pickle."""
 
+import copy
 import io
 import json
+import os
 import zipfile
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io
 import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.svm import LinearSVC
 from torch import nn
 
+import sk_dim
+import sk_dim.cmc
 from sk_dim import DeepInfoMaxTransformer
 from sk_dim.cmc import CMCTransformer
-from sk_dim.persistence import load, save
+from sk_dim.persistence import FORMAT_VERSION, load, save
 
 pytestmark = pytest.mark.filterwarnings("ignore:n_negatives=:UserWarning")
 
@@ -37,6 +50,11 @@ def saved(fitted, tmp_path):
     path = tmp_path / "dim.skdim"
     fitted.save(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def cmc(digits):
+    return CMCTransformer(**FAST).fit(digits.to_numpy())
 
 
 def _assert_same(loaded, original, X):
@@ -75,14 +93,45 @@ def test_memory_bank_is_left_out_with_a_warning(digits, tmp_path):
     np.testing.assert_array_equal(loaded.transform(X), cmc.transform(X))
 
 
-def test_weights_are_plain_tensors_and_params_json(saved):
+def test_saved_file_permissions_follow_the_umask(saved, tmp_path):
+    (tmp_path / "plain").write_bytes(b"")
+    assert saved.stat().st_mode == (tmp_path / "plain").stat().st_mode
+
+
+def test_weights_are_safetensors_and_params_json(saved, fitted):
     with zipfile.ZipFile(saved) as archive:
-        assert sorted(archive.namelist()) == ["metadata.json", "weights.pt"]
+        assert sorted(archive.namelist()) == ["metadata.json", "weights.safetensors"]
         metadata = json.loads(archive.read("metadata.json"))
-        state = torch.load(io.BytesIO(archive.read("weights.pt")), weights_only=True)
+        state = load_safetensors(archive.read("weights.safetensors"))
     assert metadata["class"] == "DeepInfoMaxTransformer"
+    assert metadata["format_version"] == FORMAT_VERSION == 2
+    assert metadata["written_by"] == sk_dim.__version__
     assert metadata["fitted"]["versions_"]["__dict__"]["torch"] == torch.__version__
-    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    assert state.keys() == fitted.net_.module_.state_dict().keys()
+
+
+def test_format_1_files_still_load(saved, fitted, digits, tmp_path):
+    entries = _entries(saved)
+    metadata = json.loads(entries.pop("metadata.json"))
+    del metadata["written_by"]
+    metadata["format_version"] = 1
+    buffer = io.BytesIO()
+    torch.save(load_safetensors(entries.pop("weights.safetensors")), buffer)
+    old = {"metadata.json": json.dumps(metadata), "weights.pt": buffer.getvalue()}
+    _assert_same(load(_rewrite(tmp_path, old)), fitted, digits)
+
+
+def test_new_fitted_attributes_round_trip(fitted, tmp_path):
+    # Attributes a later sk_dim adds are saved generically, non-finite floats included.
+    model = copy.deepcopy(fitted)
+    model.score_curve_ = [2.5, float("nan")]
+    model.best_loss_ = float("inf")
+    model.scores_ = np.array([1.0, -np.inf])
+    save(model, tmp_path / "dim.skdim")
+    loaded = load(tmp_path / "dim.skdim")
+    assert loaded.best_loss_ == float("inf") and loaded.score_curve_[0] == 2.5
+    assert np.isnan(loaded.score_curve_[1])
+    np.testing.assert_array_equal(loaded.scores_, model.scores_)
 
 
 class TinyEncoder(nn.Module):
@@ -105,7 +154,9 @@ def test_what_cannot_be_saved_safely(digits, tmp_path):
     seeded = DeepInfoMaxTransformer(**{**FAST, "random_state": np.random.RandomState(0)})
     with pytest.raises(TypeError, match="random_state.*joblib"):
         seeded.fit(digits).save(tmp_path / "x")
-    assert not (tmp_path / "x").exists()
+    with pytest.raises(TypeError, match="joblib"):
+        save(object(), tmp_path / "x")
+    assert os.listdir(tmp_path) == []
 
 
 def test_version_mismatch_warns(saved, tmp_path):
@@ -115,14 +166,34 @@ def test_version_mismatch_warns(saved, tmp_path):
         load(path)
 
 
-# -- tampered files --------------------------------------------------------------------
+def test_interrupted_save_leaves_no_file(fitted, saved, tmp_path, monkeypatch):
+    before = saved.read_bytes()
+    calls = []
+
+    def failing_writestr(self, *args, **kwargs):
+        calls.append(args[0])
+        if len(calls) % 2 == 0:  # the second entry of each file
+            raise OSError("disk full")
+        return original(self, *args, **kwargs)
+
+    original = zipfile.ZipFile.writestr
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", failing_writestr)
+    with pytest.raises(OSError, match="disk full"):
+        save(fitted, saved)
+    with pytest.raises(OSError, match="disk full"):
+        save(fitted, tmp_path / "new.skdim")
+    assert os.listdir(tmp_path) == ["dim.skdim"]  # no temporary file, no half file
+    assert saved.read_bytes() == before
 
 
-def _rewrite(path, tmp_path, entries):
-    out = tmp_path / "tampered.skdim"
-    with zipfile.ZipFile(out, "w") as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
+# -- tampered and damaged files --------------------------------------------------------
+
+
+def _rewrite(tmp_path, entries, name="tampered.skdim"):
+    out = tmp_path / name
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for entry, data in entries.items():
+            archive.writestr(entry, data)
     return out
 
 
@@ -131,20 +202,20 @@ def _entries(path):
         return {name: archive.read(name) for name in archive.namelist()}
 
 
-def _tampered(path, tmp_path, edit):
+def _tampered(path, tmp_path, edit, prefix=""):
     entries = _entries(path)
-    metadata = json.loads(entries["metadata.json"])
+    metadata = json.loads(entries[f"{prefix}metadata.json"])
     edit(metadata)
-    entries["metadata.json"] = json.dumps(metadata)
-    return _rewrite(path, tmp_path, entries)
+    entries[f"{prefix}metadata.json"] = json.dumps(metadata)
+    return _rewrite(tmp_path, entries)
+
+
+def _state(path):
+    return load_safetensors(_entries(path)["weights.safetensors"])
 
 
 def _with_weights(path, tmp_path, state):
-    entries = _entries(path)
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    entries["weights.pt"] = buffer.getvalue()
-    return _rewrite(path, tmp_path, entries)
+    return _rewrite(tmp_path, {**_entries(path), "weights.safetensors": save_safetensors(state)})
 
 
 EXPLODED = []
@@ -155,10 +226,6 @@ class Boom:
         return (EXPLODED.append, ("code ran",))
 
 
-def _state(path):
-    return torch.load(io.BytesIO(_entries(path)["weights.pt"]), weights_only=True)
-
-
 TAMPER = {
     "class": (lambda m: m.update({"class": "Pipeline"}), "class 'Pipeline' is not allowed"),
     "key": (lambda m: m.update({"code": "print(1)"}), "must hold the keys"),
@@ -167,7 +234,15 @@ TAMPER = {
     "tag": (lambda m: m["params"].update({"lr": {"__class__": "os"}}), "unexpected value"),
     "attribute": (lambda m: m["fitted"].update({"transform": 1}), "unexpected fitted attr"),
     "shape": (lambda m: m["fitted"].update({"input_shape_": [8]}), "invalid input_shape_"),
-    "format": (lambda m: m.update({"format_version": 99}), "unsupported format"),
+    "format": (lambda m: m.update({"format_version": 99}), "unsupported format.*reads"),
+    # A network 10^7 wide is refused before anything is allocated for it.
+    "width": (lambda m: m["params"].update({"n_components": 10**7}), "weights do not fit"),
+    "names": (
+        lambda m: m["fitted"]["feature_names_in_"].update(
+            {"shape": [2], "__ndarray__": ["a", "b"]}
+        ),
+        "feature_names_in_",
+    ),
 }
 
 
@@ -181,18 +256,15 @@ def test_tampered_metadata_is_rejected(saved, tmp_path, case):
 def test_tampered_files_are_rejected(saved, tmp_path):
     entries = _entries(saved)
     with pytest.raises(ValueError, match="not valid JSON"):
-        load(_rewrite(saved, tmp_path, {**entries, "metadata.json": b"{not json"}))
+        load(_rewrite(tmp_path, {**entries, "metadata.json": b"{not json"}))
     with pytest.raises(ValueError, match="expected exactly the entries"):
-        load(_rewrite(saved, tmp_path, {**entries, "extra.pkl": b"x"}))
+        load(_rewrite(tmp_path, {**entries, "extra.pkl": b"x"}))
     (tmp_path / "plain").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a file written by sk_dim"):
         load(tmp_path / "plain")
+    with pytest.raises(ValueError, match="not a valid safetensors"):
+        load(_rewrite(tmp_path, {**entries, "weights.safetensors": b"\x10" * 64}))
 
-    with pytest.raises(ValueError, match="weights_only"):
-        load(_with_weights(saved, tmp_path, {**_state(saved), "x": Boom()}))
-    assert EXPLODED == [], "loading must never run code from the file"
-    with pytest.raises(ValueError, match="dict of tensors"):
-        load(_with_weights(saved, tmp_path, {**_state(saved), "x": 3}))
     state = _state(saved)
     key = next(k for k in state if k.endswith("weight"))
     state[key] = torch.zeros(3, 3)
@@ -202,3 +274,216 @@ def test_tampered_files_are_rejected(saved, tmp_path):
     state.pop(key)
     with pytest.raises(ValueError, match="(?s)weights do not fit.*Missing key"):
         load(_with_weights(saved, tmp_path, state))
+    state = _state(saved)
+    state[key] = state[key].double()
+    with pytest.raises(ValueError, match="(?s)weights do not fit.*float64"):
+        load(_with_weights(saved, tmp_path, state))
+
+
+def test_format_1_pickled_weights_never_run_code(saved, tmp_path):
+    metadata = json.loads(_entries(saved)["metadata.json"])
+    del metadata["written_by"]
+    metadata["format_version"] = 1
+    buffer = io.BytesIO()
+    torch.save({**_state(saved), "x": Boom()}, buffer)
+    old = {"metadata.json": json.dumps(metadata), "weights.pt": buffer.getvalue()}
+    with pytest.raises(ValueError, match="weights_only"):
+        load(_rewrite(tmp_path, old))
+    assert EXPLODED == [], "loading must never run code from the file"
+
+
+def test_mismatched_weights_name_the_versions(saved, tmp_path):
+    # As when two sk_dim releases build different networks under one format version.
+    state = _state(saved)
+    state.pop(next(iter(state)))
+    path = _tampered(_with_weights(saved, tmp_path, state), tmp_path,
+                     lambda m: m.update({"written_by": "0.0.9"}))  # fmt: skip
+    with pytest.raises(ValueError, match=r"written by sk_dim 0\.0\.9 in format version 2; this "
+                       rf"is sk_dim {sk_dim.__version__}"):  # fmt: skip
+        load(path)
+
+
+def test_non_finite_weights_are_refused(saved, tmp_path):
+    for bad in (float("nan"), float("inf")):
+        state = _state(saved)
+        key = next(k for k in state if k.endswith("weight"))
+        state[key][0] = bad
+        with pytest.raises(ValueError, match=f"weight '{key}' holds NaN or infinite"):
+            load(_with_weights(saved, tmp_path, state))
+
+
+def test_damaged_zip_files_are_refused(saved, tmp_path):
+    data = saved.read_bytes()
+    (tmp_path / "truncated").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not a file written by sk_dim"):
+        load(tmp_path / "truncated")
+    # A flipped byte inside the deflated metadata: zlib.error or a CRC error.
+    with zipfile.ZipFile(saved) as archive:
+        info = archive.getinfo("metadata.json")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    for offset in (start + 5, start + info.compress_size // 2):
+        flipped = bytearray(data)
+        flipped[offset] ^= 0xFF
+        (tmp_path / "flipped").write_bytes(bytes(flipped))
+        with pytest.raises(ValueError, match="metadata.json is damaged"):
+            load(tmp_path / "flipped")
+
+
+def test_size_caps(saved, tmp_path):
+    entries = _entries(saved)
+    # 20 MB of spaces deflate to ~20 KB: the declared size is refused before reading.
+    padded = entries["metadata.json"] + b" " * (20 << 20)
+    with pytest.raises(ValueError, match="metadata.json is 2.* bytes, more than"):
+        load(_rewrite(tmp_path, {**entries, "metadata.json": padded}))
+    # Empty JSON objects cost 3 bytes each in the file, ~70 bytes each in memory.
+    bomb = json.loads(entries["metadata.json"])
+    bomb["history"] = [{}] * (1 << 20)
+    with pytest.raises(ValueError, match="more than 1048576 JSON objects"):
+        load(_rewrite(tmp_path, {**entries, "metadata.json": json.dumps(bomb)}))
+    deep = json.loads(entries["metadata.json"])
+    deep["params"]["lr"] = "DEEP"
+    deep = json.dumps(deep).replace('"DEEP"', "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="nested too deeply|not valid JSON"):
+        load(_rewrite(tmp_path, {**entries, "metadata.json": deep}))
+    # Weights that deflate too well (a zip bomb) are refused before reading.
+    zeros = bytes(32 << 20)
+    with pytest.raises(ValueError, match="weights.safetensors claims 33554432 bytes from"):
+        load(_rewrite(tmp_path, {**entries, "weights.safetensors": zeros}))
+
+
+def test_wide_inputs_need_weights(saved, tmp_path):
+    def edit(m):
+        m["params"]["image_shape"] = {"__tuple__": [1, 4096, 4096]}
+        m["fitted"].update(input_shape_={"__tuple__": [1, 4096, 4096]}, n_features_in_=4096**2)
+        del m["fitted"]["feature_names_in_"]
+
+    with pytest.raises(ValueError, match="n_features_in_=16777216 is more than the weights"):
+        load(_tampered(saved, tmp_path, edit))
+
+
+def test_cmc_n_negatives_cannot_make_load_allocate(cmc, tmp_path, monkeypatch):
+    cmc.save(tmp_path / "cmc.skdim")
+    huge = _tampered(tmp_path / "cmc.skdim", tmp_path, lambda m: m["fitted"].update(
+        n_negatives_=10**6))  # fmt: skip
+    with pytest.raises(ValueError, match=r"invalid n_negatives_=1000000: expected an int in \[1"):
+        load(huge)
+
+    # Consistent with a huge n_negatives, it loads, building no memory bank of that size.
+    sizes = []
+
+    class RecordingBank(sk_dim.cmc.MemoryBank):
+        def __init__(self, n_samples, *args, **kwargs):
+            sizes.append(n_samples)
+            super().__init__(n_samples, *args, **kwargs)
+
+    monkeypatch.setattr(sk_dim.cmc, "MemoryBank", RecordingBank)
+    path = _tampered(tmp_path / "cmc.skdim", tmp_path, lambda m: (
+        m["fitted"].update(n_negatives_=10**6), m["params"].update(n_negatives=10**6)))  # fmt: skip
+    loaded = load(path)
+    assert loaded.n_negatives_ == 10**6
+    assert sizes and max(sizes) <= 2
+
+
+# -- composites ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits150():
+    X, y = load_digits(return_X_y=True)
+    return X[:150], y[:150]
+
+
+@pytest.fixture(scope="module")
+def pipe(digits150):
+    X, y = digits150
+    dim = DeepInfoMaxTransformer(max_epochs=1, batch_size=32, random_state=0)
+    steps = [("dim", dim), ("scale", StandardScaler()), ("svc", LinearSVC())]
+    return Pipeline(steps).fit(X, y)
+
+
+@pytest.fixture
+def saved_pipe(pipe, tmp_path):
+    path = tmp_path / "pipe.skdim"
+    save(pipe, path)
+    return path
+
+
+def test_pipeline_round_trip(pipe, saved_pipe, digits150, tmp_path):
+    X, _ = digits150
+    dim, net = pipe.named_steps["dim"], pipe.named_steps["dim"].net_
+    loaded = load(saved_pipe)
+    np.testing.assert_array_equal(loaded.predict(X), pipe.predict(X))
+    np.testing.assert_array_equal(loaded.decision_function(X), pipe.decision_function(X))
+    assert type(loaded.named_steps["dim"]) is DeepInfoMaxTransformer
+    # The user's pipeline is untouched.
+    assert pipe.named_steps["dim"] is dim and dim.net_ is net
+    with zipfile.ZipFile(saved_pipe) as archive:
+        assert sorted(archive.namelist()) == [
+            "composite.json",
+            "estimator.skops",
+            "steps/0/metadata.json",
+            "steps/0/weights.safetensors",
+        ]
+    # As small as a pickle, which holds what transform needs (about 4x smaller than the
+    # 93 MB of the pickles that held the optimizer state and the module twice) ...
+    joblib.dump(pipe, tmp_path / "pipe.joblib")
+    assert os.path.getsize(saved_pipe) < 1.05 * os.path.getsize(tmp_path / "pipe.joblib")
+    # ... and the optimizer state goes into a pickle only for warm_start.
+    warm = clone(pipe).set_params(dim__warm_start=True).fit(X, digits150[1])
+    joblib.dump(warm, tmp_path / "warm.joblib")
+    assert os.path.getsize(tmp_path / "warm.joblib") > 2.5 * os.path.getsize(saved_pipe)
+
+
+def test_column_transformer_round_trip(digits, tmp_path):
+    X = digits.to_numpy()
+    dim = DeepInfoMaxTransformer(image_shape=None, **FAST)
+    ct = ColumnTransformer([("dim", dim, slice(0, 32)), ("rest", "passthrough", slice(32, 64))])
+    ct.fit(X)
+    save(ct, tmp_path / "ct.skdim")
+    loaded = load(tmp_path / "ct.skdim")
+    np.testing.assert_array_equal(loaded.transform(X), ct.transform(X))
+    # The unfitted parameter comes back unfitted, the fitted clone fitted.
+    assert not hasattr(loaded.transformers[0][1], "net_")
+    assert loaded.transformers[0][1].get_params() == dim.get_params()
+    assert hasattr(loaded.transformers_[0][1], "net_")
+
+
+def test_composites_skops_cannot_store_safely_are_refused(pipe, tmp_path):
+    risky = Pipeline([("f", FunctionTransformer(func=os.system)), ("p", pipe)])
+    with pytest.raises(TypeError, match=r"(?s)load\(\) would refuse.*posix\.system.*joblib"):
+        save(risky, tmp_path / "x")
+    assert os.listdir(tmp_path) == []
+
+
+def test_tampered_composites_are_refused(saved_pipe, tmp_path):
+    entries = _entries(saved_pipe)
+    evil = skops.io.dumps(Pipeline([("f", FunctionTransformer(func=os.system))]))
+    with pytest.raises(ValueError, match=r"names types that are not trusted: \['posix\.system'\]"):
+        load(_rewrite(tmp_path, {**entries, "estimator.skops": evil}))
+    with pytest.raises(ValueError, match="not a valid skops file"):
+        load(_rewrite(tmp_path, {**entries, "estimator.skops": b"not a zip"}))
+    bomb = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(entries["estimator.skops"])) as inner,
+        zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as out,
+    ):
+        for info in inner.infolist():
+            out.writestr(info.filename, inner.read(info))
+        out.writestr("zeros.npy", bytes(32 << 20))
+    with pytest.raises(ValueError, match="zeros.npy claims 33554432 bytes"):
+        load(_rewrite(tmp_path, {**entries, "estimator.skops": bomb.getvalue()}))
+    with pytest.raises(ValueError, match="unexpected entries"):
+        load(_rewrite(tmp_path, {**entries, "steps/0/evil.pkl": b"x"}))
+    missing = {k: v for k, v in entries.items() if k != "steps/0/weights.safetensors"}
+    with pytest.raises(ValueError, match="expected exactly the entries"):
+        load(_rewrite(tmp_path, missing))
+    # A step's metadata is checked as a transformer's is.
+    edit = TAMPER["width"][0]
+    with pytest.raises(ValueError, match=r"\(steps/0\): the weights do not fit"):
+        load(_tampered(saved_pipe, tmp_path, edit, prefix="steps/0/"))
+    header = json.loads(entries["composite.json"])
+    header["steps"] = []
+    with pytest.raises(ValueError, match="placeholders"):
+        load(_rewrite(tmp_path, {
+            "composite.json": json.dumps(header), "estimator.skops": entries["estimator.skops"]
+        }))  # fmt: skip

@@ -133,12 +133,12 @@ def _edit_saved(path, out, **changes):
     """Rewrite a save()d file with some params / fitted attributes changed."""
     with zipfile.ZipFile(path) as archive:
         metadata = json.loads(archive.read("metadata.json"))
-        weights = archive.read("weights.pt")
+        weights = archive.read("weights.safetensors")
     for key, value in changes.items():
         metadata["fitted" if key.endswith("_") else "params"][key] = value
     with zipfile.ZipFile(out, "w") as archive:
         archive.writestr("metadata.json", json.dumps(metadata))
-        archive.writestr("weights.pt", weights)
+        archive.writestr("weights.safetensors", weights)
 
 
 def test_options_round_trip_through_save(vectors, tmp_path):

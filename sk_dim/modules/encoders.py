@@ -1,9 +1,11 @@
-"""Encoders: map inputs to a local feature map, a hidden layer and a global vector.
+"""Encoders: map inputs to a local feature map, hidden layers and a global vector.
 
 The contract every encoder follows (built-in or a user's ``nn.Module``)::
 
-    forward(x: Tensor (N, C, H, W) or (N, F)) -> (local, y) or (local, fc, y)
+    forward(x: Tensor (N, C, H, W) or (N, F))
+        -> (local, y), (local, fc, y) or (local, conv, fc, y)
         local: (N, C_local, H_local, W_local)   feature map "M" of the DIM paper
+        conv:  (N, C_conv, H_conv, W_conv)       optional last convolutional layer
         fc:    (N, D_fc)                          optional last hidden layer
         y:     (N, n_components)                  global representation
 
@@ -13,6 +15,7 @@ Inputs arrive standardised (see :class:`Standardize`), as float32.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -28,35 +31,48 @@ class EncoderOutput(NamedTuple):
     local: Tensor  # (N, C_local, H_local, W_local)
     fc: Tensor | None  # (N, D_fc)
     y: Tensor  # (N, n_components)
+    # Last field, with a default, so that EncoderOutput(local, fc, y) still works.
+    conv: Tensor | None = None  # (N, C_conv, H_conv, W_conv)
 
 
 def unpack(out) -> EncoderOutput:
     """Normalise an encoder's return value to :class:`EncoderOutput`."""
     if isinstance(out, EncoderOutput):
         return out
-    if isinstance(out, (tuple, list)) and len(out) in (2, 3):
+    if isinstance(out, (tuple, list)) and len(out) in (2, 3, 4):
         local, *middle, y = out
-        fc = middle[0] if middle else None
+        conv = middle[0] if len(middle) == 2 else None
+        fc = middle[-1] if middle else None
         if local.dim() == 2:  # a vector "map": one location
             local = local[:, :, None, None]
-        if local.dim() != 4 or y.dim() != 2:
+        if local.dim() != 4 or y.dim() != 2 or (conv is not None and conv.dim() != 4):
             raise ValueError(
-                "An encoder must return (local (N, C, H, W), y (N, D)) or "
-                f"(local, fc, y); got shapes {[tuple(t.shape) for t in out]}"
+                "An encoder must return (local (N, C, H, W), y (N, D)), (local, fc, y) or "
+                f"(local, conv (N, C, H, W), fc, y); got shapes {[tuple(t.shape) for t in out]}"
             )
-        return EncoderOutput(local, fc, y)
+        return EncoderOutput(local, fc, y, conv)
     raise TypeError(
-        "An encoder must return a tuple (local_map, y) or (local_map, fc, y), "
-        f"got {type(out).__name__}"
+        "An encoder must return a tuple (local_map, y), (local_map, fc, y) or "
+        f"(local_map, conv, fc, y), got {type(out).__name__}"
     )
 
 
-def select_layer(out: EncoderOutput, layer: str, pool_size: int) -> Tensor:
-    """Features of one ``layer`` ("conv", "fc" or "y") as (N, D) rows.
+def check_layer(layer: str, layers: Sequence[str]) -> None:
+    """Raise a ValueError naming the valid ``layers`` unless ``layer`` is one of them.
 
-    "conv" average-pools the local map to at most ``pool_size`` x
+    ``transform`` calls it: ``set_params`` after fit is not validated.
+    """
+    if layer not in layers:
+        raise ValueError(f"Unknown layer {layer!r}; expected one of {tuple(layers)}")
+
+
+def select_layer(out: EncoderOutput, layer: str, pool_size: int) -> Tensor:
+    """Features of one ``layer`` ("local", "conv", "fc" or "y") as (N, D) rows.
+
+    "local" average-pools the local map M to at most ``pool_size`` x
     ``pool_size``, so its width is ``C_local * min(pool_size, H)
-    * min(pool_size, W)`` whatever the input size.
+    * min(pool_size, W)`` whatever the input size. "conv" is the last
+    convolutional layer, flattened (the DIM paper's "conv" features).
     """
     if layer == "y":
         return out.y
@@ -64,9 +80,19 @@ def select_layer(out: EncoderOutput, layer: str, pool_size: int) -> Tensor:
         if out.fc is None:
             raise ValueError("layer='fc' needs an encoder that returns (local, fc, y)")
         return out.fc
-    height, width = out.local.shape[2:]
-    grid = (min(pool_size, height), min(pool_size, width))
-    return F.adaptive_avg_pool2d(out.local, grid).flatten(1)
+    if layer == "conv":
+        if out.conv is None:
+            raise ValueError(
+                "layer='conv' needs an encoder with a last convolutional layer that it "
+                "returns as (local, conv, fc, y), as the built-in convolutional encoders "
+                "do; this encoder does not (feature vectors have none): use layer='local'"
+            )
+        return out.conv.flatten(1)
+    if layer == "local":
+        height, width = out.local.shape[2:]
+        grid = (min(pool_size, height), min(pool_size, width))
+        return F.adaptive_avg_pool2d(out.local, grid).flatten(1)
+    raise ValueError(f"Unknown layer {layer!r}; expected one of ('local', 'conv', 'fc', 'y')")
 
 
 class Standardize(nn.Module):
@@ -101,10 +127,11 @@ class ConvEncoder(nn.Module):
 
     Stride-2 convolutions shrink the image until the local feature map is at
     most 8x8 with 128 channels (the DIM paper's M), then a 256-channel
-    convolution, a 1024-unit fully connected layer and the linear output y.
-    For 32x32 inputs this is exactly the paper's encoder: three 4x4 stride-2
-    convolutions of 64, 128 and 256 channels with batch norm, FC 1024, y;
-    the local map is 128x8x8.
+    convolution (the last convolutional layer, "conv"), a 1024-unit fully
+    connected layer and the linear output y. For 32x32 inputs this is exactly
+    the paper's encoder: three 4x4 stride-2 convolutions of 64, 128 and 256
+    channels with batch norm, FC 1024, y; the local map is 128x8x8 and the
+    last convolutional layer 256x4x4.
 
     ``width`` scales every layer's channels and units: CMC gives each of its
     view encoders half the width (0.5), as the paper splits AlexNet in half.
@@ -146,8 +173,9 @@ class ConvEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> EncoderOutput:
         local = self.local(x)  # (N, 128 * width, <=8, <=8)
-        fc = self.fc(self.top(local).flatten(1))  # (N, 1024 * width)
-        return EncoderOutput(local, fc, self.head(fc))
+        conv = self.top(local)  # (N, 256 * width, <=4, <=4)
+        fc = self.fc(conv.flatten(1))  # (N, 1024 * width)
+        return EncoderOutput(local, fc, self.head(fc), conv)
 
 
 class PaperEncoder32(ConvEncoder):

@@ -8,7 +8,13 @@ from torch import Tensor, nn
 from ..mi import mi_bound
 from .critics import LOCAL_CRITICS, GlobalCritic
 from .encoders import unpack
-from .prior import PriorDiscriminator, discriminator_loss, encoder_prior_loss, sample_prior
+from .prior import (
+    PriorDiscriminator,
+    discriminator_loss,
+    encoder_prior_loss,
+    prior_input,
+    sample_prior,
+)
 
 
 class DeepInfoMax(nn.Module):
@@ -18,8 +24,20 @@ class DeepInfoMax(nn.Module):
     ``-(alpha * global MI + beta * local MI) + gamma * prior loss``, and its
     terms. A term whose weight is 0 has no critic and costs nothing.
     The prior discriminator is trained separately by
-    :meth:`discriminator_step_loss` with its own optimizer.
+    :meth:`discriminator_step_loss` with its own optimizer; both players see
+    y through :func:`~sk_dim.modules.prior.prior_input` (a sigmoid for the
+    uniform prior, as in the reference implementation).
+
+    With an ``augment`` module (raw batch -> augmented raw batch), training
+    encodes two augmented copies of every input and pairs the global vector
+    of each copy with the local map of the other (AMDIM, Bachman et al.
+    2019): the MI terms are the mean of the two directions. Evaluation mode
+    (``transform``) never augments.
     """
+
+    # Modules pickled before y was squashed for the prior read this class
+    # attribute: their discriminators were trained on raw y.
+    squash_prior = False
 
     def __init__(
         self,
@@ -32,13 +50,16 @@ class DeepInfoMax(nn.Module):
         mi_estimator: str,
         local_critic: str,
         prior: str,
+        augment: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
+        self.augment = augment
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.mi_estimator, self.prior = mi_estimator, prior
-        local, _, y = self._probe(input_shape)
-        local_shape, n_components = tuple(local.shape[1:]), y.shape[1]
+        self.squash_prior = prior == "uniform"
+        out = self._probe(input_shape)
+        local_shape, n_components = tuple(out.local.shape[1:]), out.y.shape[1]
         self.global_critic = GlobalCritic(local_shape, n_components) if alpha else None
         self.local_critic = (
             LOCAL_CRITICS[local_critic](local_shape[0], n_components) if beta else None
@@ -56,26 +77,52 @@ class DeepInfoMax(nn.Module):
 
     def forward(self, x: Tensor, index: Tensor | None = None) -> dict[str, Tensor]:
         # index (the rows' positions in the training set) is unused: DIM has no memory bank.
+        # getattr: modules pickled before augmentation existed have no augment.
+        if self.training and getattr(self, "augment", None) is not None:
+            return self._augmented_forward(x)
         out = unpack(self.encoder(x))
-        terms: dict[str, Tensor] = {"y": out.y}
+        return self._terms(out.y, [(out.local, out.y)])
+
+    def _augmented_forward(self, x: Tensor) -> dict[str, Tensor]:
+        n = len(x)
+        # Augmentation is preprocessing: float32 even under autocast.
+        with torch.autocast(x.device.type, enabled=False):
+            copies = torch.cat([self.augment(x), self.augment(x)])  # (2N, C, H, W)
+        if x.is_contiguous(memory_format=torch.channels_last):  # keep channels_last=True's layout
+            copies = copies.contiguous(memory_format=torch.channels_last)
+        # One pass over both copies: batch norm sees them together.
+        out = unpack(self.encoder(copies))
+        local1, local2 = out.local[:n], out.local[n:]
+        y1, y2 = out.y[:n], out.y[n:]
+        # y of one copy against M of the other: positives share the image, not the pixels.
+        return self._terms(out.y, [(local2, y1), (local1, y2)])
+
+    def _terms(self, y: Tensor, pairs: list[tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
+        """Loss and terms from (local map, y) pairs to score and the batch's y (all copies)."""
+        terms: dict[str, Tensor] = {"y": y}
         # float32 whatever autocast made y: the terms are float32 (see sk_dim.mi).
-        loss = out.y.new_zeros((), dtype=torch.float32)
+        loss = y.new_zeros((), dtype=torch.float32)
         if self.global_critic is not None:
-            terms["global_mi"] = mi_bound(self.global_critic(out.local, out.y), self.mi_estimator)
+            terms["global_mi"] = self._mi(self.global_critic, pairs)
             loss = loss - self.alpha * terms["global_mi"]
         if self.local_critic is not None:
-            terms["local_mi"] = mi_bound(self.local_critic(out.local, out.y), self.mi_estimator)
+            terms["local_mi"] = self._mi(self.local_critic, pairs)
             loss = loss - self.beta * terms["local_mi"]
         if self.discriminator is not None:
-            terms["prior"] = encoder_prior_loss(self.discriminator(out.y))
+            logits = self.discriminator(prior_input(y, self.squash_prior))
+            terms["prior"] = encoder_prior_loss(logits)
             loss = loss + self.gamma * terms["prior"]
         terms["loss"] = loss
         return terms
 
+    def _mi(self, critic: nn.Module, pairs: list[tuple[Tensor, Tensor]]) -> Tensor:
+        bounds = [mi_bound(critic(local, y), self.mi_estimator) for local, y in pairs]
+        return sum(bounds) / len(bounds)
+
     def discriminator_step_loss(self, y: Tensor) -> Tensor:
         """Loss of the prior discriminator on encoder outputs ``y`` (detached)."""
         # float32 so that prior samples are not drawn in y's autocast precision.
-        y = y.detach().float()
+        y = prior_input(y.detach().float(), self.squash_prior)
         prior_samples = sample_prior(self.prior, y)
         return discriminator_loss(self.discriminator(prior_samples), self.discriminator(y))
 

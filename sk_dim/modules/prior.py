@@ -4,6 +4,12 @@ A discriminator learns to tell samples of a prior from encoder outputs y;
 the encoder is trained to fool it. The two players have opposite
 objectives and separate optimizers: training the encoder on the
 discriminator's own loss would *help* the discriminator instead.
+
+For the uniform prior on [0, 1], y goes through a sigmoid before the
+discriminator (:func:`prior_input`), as in the reference implementation
+(``cortex_DIM/models/prior_matching.py``, ``use_nonlinearity``): a linear
+output y could never match a bounded distribution, so the discriminator
+would win on the support alone. The features (``layer="y"``) stay the raw y.
 """
 
 from __future__ import annotations
@@ -30,6 +36,11 @@ class PriorDiscriminator(nn.Module):
 
     def forward(self, y: Tensor) -> Tensor:  # (N, D) -> (N,)
         return self.net(y).squeeze(-1)
+
+
+def prior_input(y: Tensor, squash: bool) -> Tensor:
+    """What the discriminator sees of y: ``sigmoid(y)`` when ``squash``, else y."""
+    return torch.sigmoid(y) if squash else y  # (N, D)
 
 
 def sample_prior(name: str, like: Tensor) -> Tensor:
