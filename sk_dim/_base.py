@@ -593,7 +593,7 @@ def _batch_source(X: np.ndarray, input_shape: tuple[int, ...]) -> torch.Tensor |
     array, read and converted one batch at a time.
     """
     in_memory = (
-        nets.file_mapping(X) is None
+        nets.memmap_of(X) is None
         and X.dtype != np.float64
         and X.flags.writeable
         and X.flags.c_contiguous

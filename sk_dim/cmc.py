@@ -159,11 +159,12 @@ class CMCTransformer(BaseSelfSupervised):
     device : str, default="auto"
         Torch device; ``"auto"`` uses CUDA when available.
     on_divergence : {"raise", "keep_last"}, default="raise"
-        When a loss term or a weight becomes NaN or infinite, ``"raise"``
-        stops with a :class:`~sk_dim.nets.TrainingDiverged` error naming the
-        epoch and the term, and leaves the transformer unfitted;
-        ``"keep_last"`` warns and keeps the weights from the end of the last
-        finite epoch.
+        When a loss term or a weight becomes NaN, infinite or larger than
+        1e5, ``"raise"`` stops with a :class:`~sk_dim.nets.TrainingDiverged`
+        error (a ``FloatingPointError``) naming the epoch and the term, and
+        leaves the transformer as it was before the call; ``"keep_last"``
+        warns and keeps the weights from the end of the last finite epoch (it
+        raises too when the first epoch diverges).
     precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
         Arithmetic of training and ``transform`` (``torch.autocast``; the
         weights stay float32 and the features are returned as float32).
@@ -239,6 +240,8 @@ class CMCTransformer(BaseSelfSupervised):
         and shuffling. The same seed gives the same features on CPU.
     verbose : int, default=0
         0 is silent, 1 prints a table per epoch, 2 adds a progress bar.
+        Ctrl-C during fit stops training at the end of the current batch
+        and leaves a usable fitted transformer, with a warning.
 
     Attributes
     ----------

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import mmap
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -133,8 +134,8 @@ class DeviceBatches:
     and copied without blocking. A numpy array (e.g. a ``numpy.memmap`` of
     images on disk, already shaped ``(n, *row_shape)``) is read one batch at
     a time and never copied whole: float64 rows become float32 per batch,
-    and the pages of a file mapping are released as the reading goes (see
-    :class:`PageReleaser`), so memory does not grow with the data set.
+    and a memmap's rows are read from its file (see :class:`FileRows`), so
+    memory does not grow with the data set.
 
     The order is reshuffled every epoch with a seeded generator, and a
     trailing batch of one sample is dropped (batch norm and in-batch
@@ -171,6 +172,7 @@ class DeviceBatches:
         self.drop_single = shuffle if drop_single is None else drop_single
         if isinstance(data, np.ndarray):
             self.data = data
+            self.file = FileRows.of(data)
         else:
             self.data = _to_device_if_it_fits(data, self.device)
 
@@ -190,7 +192,6 @@ class DeviceBatches:
         on_device = isinstance(self.data, Tensor) and self.data.device == self.device
         if on_device:  # one copy of the order per epoch rather than two per batch
             order = order.to(self.device)
-        pages = PageReleaser(self.data)
         for start in range(0, len(order), self.batch_size):
             index = order[start : start + self.batch_size]
             if self.drop_single and len(index) < 2:
@@ -199,16 +200,19 @@ class DeviceBatches:
                 yield self.data[index], index
                 continue
             yield self._gather(index), index.to(self.device)
-            pages.read(len(index))
-        pages.release()
+
+    def _read(self, rows: np.ndarray | slice) -> np.ndarray:
+        if self.file is not None:
+            return self.file.read(rows)
+        return np.array(self.data[rows])
 
     def _gather(self, index: Tensor) -> Tensor:
         """Rows ``index`` (on the host) of host data, copied to the device."""
         if isinstance(self.data, np.ndarray):
             if self.shuffle:
-                rows = self.data[index.numpy()]
+                rows = self._read(index.numpy())
             else:  # in order: a slice, read sequentially (and copied: it may be read-only)
-                rows = np.array(self.data[int(index[0]) : int(index[-1]) + 1])
+                rows = self._read(slice(int(index[0]), int(index[-1]) + 1))
             if rows.dtype == np.float64:
                 rows = rows.astype(np.float32)
             rows = torch.from_numpy(np.ascontiguousarray(rows))
@@ -219,44 +223,69 @@ class DeviceBatches:
         return rows.to(self.device, non_blocking=True)
 
 
-class PageReleaser:
-    """Releases the pages of a ``numpy.memmap`` every ``every`` bytes read.
+class FileRows:
+    """Rows of an array that views a ``numpy.memmap``, read from its file with ``os.pread``.
 
-    Pages of a file mapping that the process has read count in its resident
-    memory until the kernel needs them back; reading a file larger than
-    memory through a mapping would look (and, under memory limits, act)
-    like loading it whole. ``madvise(MADV_DONTNEED)`` drops them: they stay
-    in the page cache, so re-reading them is cheap. Anything but a memmap is
-    left alone.
+    Reading through the mapping leaves every page it touches resident in
+    the process (a random row maps the whole page-cache folio around it), so
+    a pass over a file larger than memory would look, and under memory
+    limits act, like loading it. Reading the file leaves nothing mapped:
+    memory holds the rows asked for, and the page cache the rest.
     """
 
-    def __init__(self, data, every: int = 64 * 2**20) -> None:
-        self.mapping = file_mapping(data)
-        self.row_bytes = data[:1].nbytes if self.mapping is not None else 0
-        self.every = every
-        self.pending = 0
+    def __init__(self, path: str, offset: int, row_bytes: int, dtype, row_shape) -> None:
+        self.path, self.offset, self.row_bytes = path, offset, row_bytes
+        self.dtype, self.row_shape = np.dtype(dtype), tuple(row_shape)
 
-    def read(self, n_rows: int) -> None:
-        if self.mapping is None:
-            return
-        self.pending += n_rows * self.row_bytes
-        if self.pending >= self.every:
-            self.release()
+    @classmethod
+    def of(cls, data: np.ndarray) -> FileRows | None:
+        """The file reader of ``data``, or None if it is not a plain view of a memmap's file."""
+        memmap = memmap_of(data)
+        if (
+            memmap is None
+            or getattr(memmap, "filename", None) is None
+            or memmap.mode == "c"  # copy-on-write: the file may not hold what the array does
+            or not isinstance(getattr(memmap, "_mmap", None), mmap.mmap)
+            or not data.flags.c_contiguous
+            or len(data) == 0
+        ):
+            return None
+        mapped_from = memmap.offset - memmap.offset % mmap.ALLOCATIONGRANULARITY
+        mapping_start = np.frombuffer(memmap._mmap, dtype=np.uint8).ctypes.data
+        offset = mapped_from + data.ctypes.data - mapping_start
+        return cls(memmap.filename, offset, data[:1].nbytes, data.dtype, data.shape[1:])
 
-    def release(self) -> None:
-        if self.mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
-            self.mapping.madvise(mmap.MADV_DONTNEED)
-        self.pending = 0
+    def read(self, rows: np.ndarray | slice) -> np.ndarray:
+        """Rows ``rows`` (an index array, or a slice of consecutive rows) as a new array."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            if isinstance(rows, slice):
+                n = rows.stop - rows.start
+                out = np.empty((n, *self.row_shape), self.dtype)
+                _pread_into(fd, out, self.offset + rows.start * self.row_bytes)
+                return out
+            out = np.empty((len(rows), *self.row_shape), self.dtype)
+            for i, row in enumerate(rows.tolist()):
+                _pread_into(fd, out[i], self.offset + row * self.row_bytes)
+            return out
+        finally:
+            os.close(fd)
 
 
-def file_mapping(data) -> mmap.mmap | None:
-    """The file mapping behind ``data`` (a ``numpy.memmap`` or a view of one), or None."""
-    while data is not None:
-        mapping = getattr(data, "_mmap", None)
-        if isinstance(mapping, mmap.mmap):
-            return mapping
+def memmap_of(data: np.ndarray) -> np.memmap | None:
+    """The ``numpy.memmap`` that ``data`` is (or views), or None."""
+    while data is not None and not isinstance(data, np.memmap):
         data = getattr(data, "base", None)
-    return None
+    return data
+
+
+def _pread_into(fd: int, out: np.ndarray, offset: int) -> None:
+    view = memoryview(out.reshape(-1).view(np.uint8))
+    while len(view):
+        n = os.preadv(fd, [view], offset)
+        if n == 0:
+            raise EOFError(f"the memmap's file ended at byte {offset}")
+        view, offset = view[n:], offset + n
 
 
 def _to_device_if_it_fits(data: Tensor, device: torch.device) -> Tensor:
@@ -268,13 +297,12 @@ def _to_device_if_it_fits(data: Tensor, device: torch.device) -> Tensor:
 
 
 def iter_row_chunks(data: np.ndarray, chunk_bytes: int = 32 * 2**20) -> Iterator[np.ndarray]:
-    """``data`` in consecutive chunks of rows, releasing a memmap's pages as it goes."""
+    """``data`` in consecutive chunks of rows (a memmap's read from its file)."""
     rows = max(1, chunk_bytes // max(1, data[:1].nbytes))
-    pages = PageReleaser(data)
+    reader = FileRows.of(data)
     for start in range(0, len(data), rows):
-        yield data[start : start + rows]
-        pages.read(min(rows, len(data) - start))
-    pages.release()
+        stop = min(start + rows, len(data))
+        yield data[start:stop] if reader is None else reader.read(slice(start, stop))
 
 
 class SelfSupervisedNet(NeuralNet):

@@ -369,13 +369,13 @@ def test_scaling_statistics_are_computed_in_chunks():
 
 
 def test_fit_and_transform_read_a_memmap_in_batches(digits, tmp_path):
-    from sk_dim.nets import PageReleaser
+    from sk_dim.nets import FileRows
 
     X = np.memmap(tmp_path / "X.u8", dtype=np.uint8, mode="w+", shape=(len(digits), 64))
     X[:] = digits.astype(np.uint8)
     X.flush()
     X = np.memmap(tmp_path / "X.u8", dtype=np.uint8, mode="r", shape=(len(digits), 64))
-    assert PageReleaser(X).mapping is not None  # its pages are released as it is read
+    assert FileRows.of(X) is not None  # read from the file, not through the mapping
     est = DeepInfoMaxTransformer(**{**FAST, "max_epochs": 1}).fit(X)
     reference = DeepInfoMaxTransformer(**{**FAST, "max_epochs": 1}).fit(np.array(X))
     np.testing.assert_array_equal(est.transform(X), reference.transform(np.array(X)))
