@@ -167,7 +167,6 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             self.__dict__.clear()
             self.__dict__.update(before)
             raise
-        self.history_ = _history_frame(self.net_.history)
         self._widths = {}
         return self
 
@@ -307,6 +306,21 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         data = _batch_source(X, self.input_shape_)
         with torch_threads(self.n_threads):
             return nets.embed(self.net_, data, self._features, batch_size=self._inference_batch())
+
+    @property
+    def history_(self) -> pd.DataFrame:
+        """One row per completed epoch, read from the network: always in step with it."""
+        if "net_" not in self.__dict__:
+            raise AttributeError("history_: the transformer is not fitted")
+        return _history_frame(self.net_.history)
+
+    @history_.setter
+    def history_(self, frame: pd.DataFrame) -> None:
+        # sk_dim.load restores a saved history before it rebuilds the network.
+        self._restored_history = [
+            {"epoch": int(epoch), **{k: v for k, v in row.items() if pd.notna(v)}}
+            for epoch, row in frame.to_dict("index").items()
+        ]
 
     @property
     def n_iter_(self) -> int:
@@ -493,6 +507,10 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             channels_last=self.channels_last,
         )
         net.initialize()
+        for row in self.__dict__.pop("_restored_history", []):
+            net.history.new_epoch()
+            for key, value in row.items():
+                net.history.record(key, value)
         self.net_ = net
         self._widths = {}
 

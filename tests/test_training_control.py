@@ -234,3 +234,16 @@ def test_pickle_stores_the_weights_once(digits):
     est = dim().fit(digits)
     n_bytes = sum(v.numel() * v.element_size() for v in est.net_.module_.state_dict().values())
     assert len(pickle.dumps(est)) < 1.3 * n_bytes
+
+
+def test_history_is_read_from_the_net(digits, tmp_path):
+    """Training through the net directly shows in history_, n_iter_ and loss_curve_."""
+    est = dim().fit(digits)
+    est.net_.partial_fit(torch.as_tensor(digits).view(-1, 1, 8, 8), epochs=1)
+    assert est.n_iter_ == 3 and len(est.loss_curve_) == 3
+    est.save(tmp_path / "dim.skdim")
+    from sk_dim import load
+
+    loaded = load(tmp_path / "dim.skdim")
+    assert loaded.n_iter_ == 3
+    np.testing.assert_allclose(loaded.loss_curve_, est.loss_curve_)
