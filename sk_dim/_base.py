@@ -32,6 +32,7 @@ from ._torch import (
     seeded,
     torch_threads,
 )
+from ._version import __version__
 
 # Square images at least this wide are recognised without an image_shape.
 MIN_INFERRED_SIDE = 8
@@ -657,7 +658,5 @@ def _history_frame(history) -> pd.DataFrame:
 def _versions() -> dict[str, str]:
     """Versions of sk_dim, torch and scikit-learn, recorded at fit."""
     import sklearn
-
-    from . import __version__
 
     return {"sk_dim": __version__, "torch": torch.__version__, "scikit-learn": sklearn.__version__}

@@ -55,6 +55,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ._torch import resolve_device
+from ._version import __version__
 
 FORMAT = "sk_dim"
 FORMAT_VERSION = 2
@@ -161,8 +162,6 @@ def _is_transformer(obj) -> bool:
 
 
 def _sk_dim_version() -> str:
-    from . import __version__
-
     return __version__
 
 
