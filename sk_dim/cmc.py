@@ -12,6 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from ._base import BaseSelfSupervised
+from .losses import GRAPHS, LOSS_KINDS, MemoryBank, MultiviewContrast
 from .modules.encoders import ENCODERS, build_encoder, check_layer, select_layer, unpack
 from .modules.multiview import (
     CROP_SCALE,
@@ -22,7 +23,6 @@ from .modules.multiview import (
     MultiviewCoding,
     check_view,
 )
-from .nce import GRAPHS, LOSS_KINDS, MemoryBank, MultiviewContrast
 from .views import check_range
 
 LAYERS = ("local", "conv", "fc", "embedding")

@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from ._base import BaseSelfSupervised
-from .mi import ESTIMATORS
+from .losses import BOUNDS, PRIORS
 from .modules.augment import ImageAugment
 from .modules.critics import LOCAL_CRITICS
 from .modules.encoders import (
@@ -21,7 +21,6 @@ from .modules.encoders import (
     unpack,
 )
 from .modules.infomax import DeepInfoMax
-from .modules.prior import PRIORS
 
 LAYERS = ("local", "conv", "fc", "y")
 
@@ -212,7 +211,7 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         One row per completed epoch, each column the epoch's mean over
         batches: ``train_loss``, the encoder's objective ``-(alpha *
         global_mi + beta * local_mi) + gamma * prior``; ``global_mi`` and
-        ``local_mi``, the MI estimates in nats (see :mod:`sk_dim.mi`; 0 for
+        ``local_mi``, the MI estimates in nats (see :mod:`sk_dim.losses`; 0 for
         an uninformative critic): for ``"jsd"`` a lower bound on twice the
         Jensen-Shannon divergence between the joint and the product of the
         marginals (at most ``2 log 2`` = 1.386), for ``"dv"`` a lower bound on
@@ -272,7 +271,7 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         "alpha": [Interval(Real, 0, None, closed="left")],
         "beta": [Interval(Real, 0, None, closed="left")],
         "gamma": [Interval(Real, 0, None, closed="left")],
-        "mi_estimator": [StrOptions(set(ESTIMATORS))],
+        "mi_estimator": [StrOptions(set(BOUNDS))],
         "local_critic": [StrOptions(set(LOCAL_CRITICS))],
         "prior": [StrOptions(set(PRIORS))],
         "augment": ["boolean"],

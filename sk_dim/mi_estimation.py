@@ -1,6 +1,6 @@
 """Mutual information between two samples, estimated by a trained critic.
 
-:mod:`sk_dim.mi` turns critic scores into MI bounds; this module trains the
+:mod:`sk_dim.losses` turns critic scores into MI bounds; this module trains the
 critic. :func:`mutual_information` fits a small statistics network
 ``T(x, y)`` on part of the data by maximizing a bound, then reports the bound
 on the rows it did not train on (in nats). Evaluating on held-out rows keeps
@@ -23,139 +23,14 @@ from sklearn.utils import check_array, check_random_state
 from torch import Tensor, nn
 
 from ._torch import resolve_device, seeded
-from .mi import infonce_bound, mi_bound
+from .losses import infonce_bound, mi_bound
+from .modules.critics import ConcatCritic, SeparableCritic
 
 ESTIMATORS = ("dv", "jsd", "infonce", "mine")
 CRITICS = ("auto", "concat", "separable")
 # The smallest sample: two rows to train on (in-batch negatives need two)
 # and two to evaluate on.
 MIN_SAMPLES = 4
-
-
-class ConcatCritic(nn.Module):
-    """Statistics network ``T(x, y) = MLP([x, y])``, as in MINE.
-
-    The most flexible critic: it can model any interaction between x and
-    y, at the cost of one network evaluation per scored pair, so an
-    ``N x N`` score matrix costs ``N**2`` evaluations.
-
-    Parameters
-    ----------
-    x_dim, y_dim : int
-        Sizes of x and y.
-    hidden_units : int, default=64
-        Width of the hidden layers.
-    n_layers : int, default=2
-        Number of hidden layers (ReLU).
-
-    Attributes
-    ----------
-    net : torch.nn.Sequential
-        The MLP from ``x_dim + y_dim`` inputs to one score.
-
-    See Also
-    --------
-    SeparableCritic : A cheaper critic for all-pairs score matrices.
-    mutual_information : Trains a critic and reports an MI bound.
-
-    References
-    ----------
-    .. [1] M. I. Belghazi et al., "Mutual Information Neural Estimation",
-       ICML 2018.
-    .. [2] R. D. Hjelm et al., "Learning deep representations by mutual
-       information estimation and maximization", ICLR 2019.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import torch
-    >>> from sk_dim.mi_estimation import ConcatCritic
-    >>> rng = np.random.default_rng(0)
-    >>> x = torch.as_tensor(rng.standard_normal((40, 3)), dtype=torch.float32)
-    >>> y = torch.as_tensor(rng.standard_normal((40, 2)), dtype=torch.float32)
-    >>> critic = ConcatCritic(3, 2, hidden_units=8)
-    >>> critic(x, y).shape, critic.scores(x, y).shape
-    (torch.Size([40]), torch.Size([40, 40]))
-    """
-
-    def __init__(self, x_dim: int, y_dim: int, hidden_units: int = 64, n_layers: int = 2):
-        super().__init__()
-        self.net = _mlp(x_dim + y_dim, hidden_units, n_layers, 1)
-
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        """Scores ``T(x_i, y_i)`` of row-aligned pairs, shape ``(N,)``."""
-        return self.net(torch.cat([x, y], dim=1)).squeeze(1)
-
-    def scores(self, x: Tensor, y: Tensor) -> Tensor:
-        """All pairs: ``scores[i, j] = T(x_j, y_i)``, shape ``(N, N)``."""
-        n = len(x)
-        pairs = torch.cat([x.unsqueeze(0).expand(n, -1, -1), y.unsqueeze(1).expand(-1, n, -1)], 2)
-        return self.net(pairs.flatten(0, 1)).view(n, n)
-
-
-class SeparableCritic(nn.Module):
-    """Separable critic ``T(x, y) = g(x) @ h(y)`` (as in CPC and CMC).
-
-    Each sample is embedded once, so an ``N x N`` score matrix costs ``2N``
-    network evaluations and one matrix product: much cheaper than
-    :class:`ConcatCritic` for large batches, and enough for quadratic log
-    density ratios such as those of Gaussians.
-
-    Parameters
-    ----------
-    x_dim, y_dim : int
-        Sizes of x and y.
-    hidden_units : int, default=64
-        Width of the hidden layers and of the embeddings.
-    n_layers : int, default=2
-        Number of hidden layers (ReLU) of each embedding network.
-
-    Attributes
-    ----------
-    g : torch.nn.Sequential
-        Embedding network of x, from ``x_dim`` to ``hidden_units``.
-    h : torch.nn.Sequential
-        Embedding network of y, from ``y_dim`` to ``hidden_units``.
-
-    See Also
-    --------
-    ConcatCritic : MINE's more flexible, costlier critic.
-    mutual_information : Trains a critic and reports an MI bound.
-
-    References
-    ----------
-    .. [1] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
-       2019.
-    .. [2] R. D. Hjelm et al., "Learning deep representations by mutual
-       information estimation and maximization", ICLR 2019.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import torch
-    >>> from sk_dim.mi_estimation import SeparableCritic
-    >>> rng = np.random.default_rng(0)
-    >>> x = torch.as_tensor(rng.standard_normal((40, 3)), dtype=torch.float32)
-    >>> y = torch.as_tensor(rng.standard_normal((40, 2)), dtype=torch.float32)
-    >>> critic = SeparableCritic(3, 2, hidden_units=8)
-    >>> critic(x, y).shape, critic.scores(x, y).shape
-    (torch.Size([40]), torch.Size([40, 40]))
-    >>> torch.allclose(critic.scores(x, y).diagonal(), critic(x, y), atol=1e-5)
-    True
-    """
-
-    def __init__(self, x_dim: int, y_dim: int, hidden_units: int = 64, n_layers: int = 2):
-        super().__init__()
-        self.g = _mlp(x_dim, hidden_units, n_layers, hidden_units)
-        self.h = _mlp(y_dim, hidden_units, n_layers, hidden_units)
-
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        """Scores ``T(x_i, y_i)`` of row-aligned pairs, shape ``(N,)``."""
-        return (self.g(x) * self.h(y)).sum(1)
-
-    def scores(self, x: Tensor, y: Tensor) -> Tensor:
-        """All pairs: ``scores[i, j] = T(x_j, y_i)``, shape ``(N, N)``."""
-        return self.h(y) @ self.g(x).T
 
 
 def mutual_information(
@@ -252,8 +127,8 @@ def mutual_information(
 
     See Also
     --------
-    sk_dim.mi.dv_bound : The Donsker-Varadhan bound on critic scores.
-    sk_dim.mi.infonce_bound : The InfoNCE bound on critic scores.
+    sk_dim.losses.dv_bound : The Donsker-Varadhan bound on critic scores.
+    sk_dim.losses.infonce_bound : The InfoNCE bound on critic scores.
     sk_dim.evaluation.mine : MINE between data and its representation.
     sklearn.feature_selection.mutual_info_regression : A k-nearest-neighbour
         estimator for one feature against a target.
@@ -441,14 +316,6 @@ def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[Ten
         index = order[start : start + batch_size]
         if len(index) >= 2:
             yield index
-
-
-def _mlp(n_in: int, hidden: int, n_layers: int, n_out: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for _ in range(n_layers):
-        layers += [nn.Linear(n_in, hidden), nn.ReLU()]
-        n_in = hidden
-    return nn.Sequential(*layers, nn.Linear(n_in, n_out))
 
 
 def _check_option(name: str, value, options: tuple[str, ...]) -> None:

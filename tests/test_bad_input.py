@@ -14,7 +14,7 @@ from scipy import sparse
 from sklearn.datasets import load_digits
 from torch import nn
 
-from sk_dim import DeepInfoMaxTransformer, mi, nets
+from sk_dim import DeepInfoMaxTransformer, losses, nets
 from sk_dim.cmc import CMCTransformer
 from sk_dim.datasets import load_cifar10, load_mnist
 from sk_dim.evaluation import (
@@ -269,7 +269,7 @@ def test_public_functions_reject_bad_options(call, message):
 
 # mi bounds take torch scores from the training loop: they check shapes, not
 # values (NaN propagates, and training reports it as a divergence).
-@pytest.mark.parametrize("estimator", mi.ESTIMATORS)
+@pytest.mark.parametrize("estimator", losses.BOUNDS)
 @pytest.mark.parametrize(
     ("scores", "message"),
     [
@@ -282,12 +282,12 @@ def test_public_functions_reject_bad_options(call, message):
 )
 def test_mi_bounds_reject_bad_scores(estimator, scores, message):
     with pytest.raises(ValueError, match=message):
-        mi.mi_bound(scores, estimator)
+        losses.mi_bound(scores, estimator)
 
 
 def test_mi_bound_unknown_estimator():
     with pytest.raises(ValueError, match="Unknown MI estimator 'mine'"):
-        mi.mi_bound(torch.zeros(4, 4), "mine")
+        losses.mi_bound(torch.zeros(4, 4), "mine")
 
 
 @pytest.mark.parametrize("loader", [load_mnist, load_cifar10])

@@ -13,10 +13,10 @@ from sklearn.svm import LinearSVC
 from torch import nn
 
 from sk_dim import DeepInfoMaxTransformer
+from sk_dim.losses import discriminator_loss, encoder_prior_loss
 from sk_dim.modules.augment import ImageAugment
 from sk_dim.modules.encoders import ConvEncoder, PaperEncoder32
 from sk_dim.modules.infomax import DeepInfoMax
-from sk_dim.modules.prior import discriminator_loss, encoder_prior_loss
 
 FAST = dict(max_epochs=2, batch_size=32, random_state=0)
 

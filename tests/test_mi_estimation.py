@@ -33,7 +33,7 @@ def test_critic_scores_lay_positives_on_the_diagonal(critic):
     scores = net.scores(x, y)
     assert scores.shape == (5, 5)
     torch.testing.assert_close(torch.diagonal(scores), net(x, y))
-    # scores[i, j] = T(x_j, y_i), the layout of sk_dim.mi
+    # scores[i, j] = T(x_j, y_i), the layout of sk_dim.losses
     torch.testing.assert_close(scores[1, 3], net(x[3:4], y[1:2])[0])
 
 

@@ -1,4 +1,4 @@
-"""Tests for sk_dim.nce: memory bank, NCE / softmax losses and the multiview objective."""
+"""Tests for sk_dim.losses: memory bank, NCE / softmax losses and the multiview objective."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sk_dim.nce import (
+from sk_dim.losses import (
     MemoryBank,
     MultiviewContrast,
     NCELoss,

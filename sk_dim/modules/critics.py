@@ -1,7 +1,9 @@
-"""Critics that score (y, local map) pairs for every pair of samples in a batch.
+"""Critics: networks that score every pair of samples of a batch.
 
-All critics return ``scores[i, j, l] = T(y_i, M_j at location l)`` of shape
-(N, N, L), the layout :mod:`sk_dim.mi` expects (positives on the diagonal).
+Deep InfoMax's critics score (y, local map) pairs: ``scores[i, j, l] = T(y_i, M_j at
+location l)`` of shape (N, N, L). The pair critics of :mod:`sk_dim.mi_estimation`
+score (x, y) vectors: ``scores[i, j] = T(x_j, y_i)`` of shape (N, N). Both are the
+layout :mod:`sk_dim.losses` expects (positives on the diagonal).
 """
 
 from __future__ import annotations
@@ -136,3 +138,140 @@ class GlobalCritic(nn.Module):
 
 
 LOCAL_CRITICS = {"dot": DotLocalCritic, "concat": ConcatLocalCritic}
+
+
+# -- pair critics of vectors (sk_dim.mi_estimation) ---------------------------
+
+
+def mlp(n_in: int, hidden: int, n_layers: int, n_out: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for _ in range(n_layers):
+        layers += [nn.Linear(n_in, hidden), nn.ReLU()]
+        n_in = hidden
+    return nn.Sequential(*layers, nn.Linear(n_in, n_out))
+
+
+class ConcatCritic(nn.Module):
+    """Statistics network ``T(x, y) = MLP([x, y])``, as in MINE.
+
+    The most flexible critic: it can model any interaction between x and
+    y, at the cost of one network evaluation per scored pair, so an
+    ``N x N`` score matrix costs ``N**2`` evaluations.
+
+    Parameters
+    ----------
+    x_dim, y_dim : int
+        Sizes of x and y.
+    hidden_units : int, default=64
+        Width of the hidden layers.
+    n_layers : int, default=2
+        Number of hidden layers (ReLU).
+
+    Attributes
+    ----------
+    net : torch.nn.Sequential
+        The MLP from ``x_dim + y_dim`` inputs to one score.
+
+    See Also
+    --------
+    SeparableCritic : A cheaper critic for all-pairs score matrices.
+    mutual_information : Trains a critic and reports an MI bound.
+
+    References
+    ----------
+    .. [1] M. I. Belghazi et al., "Mutual Information Neural Estimation",
+       ICML 2018.
+    .. [2] R. D. Hjelm et al., "Learning deep representations by mutual
+       information estimation and maximization", ICLR 2019.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from sk_dim.mi_estimation import ConcatCritic
+    >>> rng = np.random.default_rng(0)
+    >>> x = torch.as_tensor(rng.standard_normal((40, 3)), dtype=torch.float32)
+    >>> y = torch.as_tensor(rng.standard_normal((40, 2)), dtype=torch.float32)
+    >>> critic = ConcatCritic(3, 2, hidden_units=8)
+    >>> critic(x, y).shape, critic.scores(x, y).shape
+    (torch.Size([40]), torch.Size([40, 40]))
+    """
+
+    def __init__(self, x_dim: int, y_dim: int, hidden_units: int = 64, n_layers: int = 2):
+        super().__init__()
+        self.net = mlp(x_dim + y_dim, hidden_units, n_layers, 1)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """Scores ``T(x_i, y_i)`` of row-aligned pairs, shape ``(N,)``."""
+        return self.net(torch.cat([x, y], dim=1)).squeeze(1)
+
+    def scores(self, x: Tensor, y: Tensor) -> Tensor:
+        """All pairs: ``scores[i, j] = T(x_j, y_i)``, shape ``(N, N)``."""
+        n = len(x)
+        pairs = torch.cat([x.unsqueeze(0).expand(n, -1, -1), y.unsqueeze(1).expand(-1, n, -1)], 2)
+        return self.net(pairs.flatten(0, 1)).view(n, n)
+
+
+class SeparableCritic(nn.Module):
+    """Separable critic ``T(x, y) = g(x) @ h(y)`` (as in CPC and CMC).
+
+    Each sample is embedded once, so an ``N x N`` score matrix costs ``2N``
+    network evaluations and one matrix product: much cheaper than
+    :class:`ConcatCritic` for large batches, and enough for quadratic log
+    density ratios such as those of Gaussians.
+
+    Parameters
+    ----------
+    x_dim, y_dim : int
+        Sizes of x and y.
+    hidden_units : int, default=64
+        Width of the hidden layers and of the embeddings.
+    n_layers : int, default=2
+        Number of hidden layers (ReLU) of each embedding network.
+
+    Attributes
+    ----------
+    g : torch.nn.Sequential
+        Embedding network of x, from ``x_dim`` to ``hidden_units``.
+    h : torch.nn.Sequential
+        Embedding network of y, from ``y_dim`` to ``hidden_units``.
+
+    See Also
+    --------
+    ConcatCritic : MINE's more flexible, costlier critic.
+    mutual_information : Trains a critic and reports an MI bound.
+
+    References
+    ----------
+    .. [1] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
+       2019.
+    .. [2] R. D. Hjelm et al., "Learning deep representations by mutual
+       information estimation and maximization", ICLR 2019.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from sk_dim.mi_estimation import SeparableCritic
+    >>> rng = np.random.default_rng(0)
+    >>> x = torch.as_tensor(rng.standard_normal((40, 3)), dtype=torch.float32)
+    >>> y = torch.as_tensor(rng.standard_normal((40, 2)), dtype=torch.float32)
+    >>> critic = SeparableCritic(3, 2, hidden_units=8)
+    >>> critic(x, y).shape, critic.scores(x, y).shape
+    (torch.Size([40]), torch.Size([40, 40]))
+    >>> torch.allclose(critic.scores(x, y).diagonal(), critic(x, y), atol=1e-5)
+    True
+    """
+
+    def __init__(self, x_dim: int, y_dim: int, hidden_units: int = 64, n_layers: int = 2):
+        super().__init__()
+        self.g = mlp(x_dim, hidden_units, n_layers, hidden_units)
+        self.h = mlp(y_dim, hidden_units, n_layers, hidden_units)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """Scores ``T(x_i, y_i)`` of row-aligned pairs, shape ``(N,)``."""
+        return (self.g(x) * self.h(y)).sum(1)
+
+    def scores(self, x: Tensor, y: Tensor) -> Tensor:
+        """All pairs: ``scores[i, j] = T(x_j, y_i)``, shape ``(N, N)``."""
+        return self.h(y) @ self.g(x).T

@@ -5,16 +5,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..mi import mi_bound
-from .critics import LOCAL_CRITICS, GlobalCritic
-from .encoders import unpack
-from .prior import (
-    PriorDiscriminator,
+from ..losses import (
     discriminator_loss,
     encoder_prior_loss,
+    mi_bound,
     prior_input,
     sample_prior,
 )
+from .critics import LOCAL_CRITICS, GlobalCritic
+from .encoders import unpack
+from .prior import PriorDiscriminator
 
 
 class DeepInfoMax(nn.Module):
@@ -25,7 +25,7 @@ class DeepInfoMax(nn.Module):
     terms. A term whose weight is 0 has no critic and costs nothing.
     The prior discriminator is trained separately by
     :meth:`discriminator_step_loss` with its own optimizer; both players see
-    y through :func:`~sk_dim.modules.prior.prior_input` (a sigmoid for the
+    y through :func:`~sk_dim.losses.prior_input` (a sigmoid for the
     uniform prior, as in the reference implementation).
 
     With an ``augment`` module (raw batch -> augmented raw batch), training
@@ -100,7 +100,7 @@ class DeepInfoMax(nn.Module):
     def _terms(self, y: Tensor, pairs: list[tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
         """Loss and terms from (local map, y) pairs to score and the batch's y (all copies)."""
         terms: dict[str, Tensor] = {"y": y}
-        # float32 whatever autocast made y: the terms are float32 (see sk_dim.mi).
+        # float32 whatever autocast made y: the terms are float32 (see sk_dim.losses).
         loss = y.new_zeros((), dtype=torch.float32)
         if self.global_critic is not None:
             terms["global_mi"] = self._mi(self.global_critic, pairs)

@@ -8,7 +8,7 @@
    batched on the input's device;
 2. one encoder per view (the :mod:`sk_dim.modules.encoders` contract), whose
    ``y`` is L2-normalised into the view's embedding;
-3. a :class:`~sk_dim.nce.MultiviewContrast` with its memory bank, which scores
+3. a :class:`~sk_dim.losses.MultiviewContrast` with its memory bank, which scores
    every embedding against the other views' banks.
 
 The contrast is training state only: :meth:`MultiviewCoding.drop_contrast`
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nce import MultiviewContrast
+from ..losses import MultiviewContrast
 from ..views import color_views, random_resized_crop_flip
 from .encoders import EncoderOutput, unpack
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-ESTIMATORS = ("jsd", "dv", "infonce")
+BOUNDS = ("jsd", "dv", "infonce")
 
 
 def _split(scores: Tensor) -> tuple[Tensor, Tensor]:
@@ -90,7 +90,7 @@ def jsd_bound(scores: Tensor) -> Tensor:
     Examples
     --------
     >>> import torch
-    >>> from sk_dim.mi import jsd_bound
+    >>> from sk_dim.losses import jsd_bound
     >>> abs(jsd_bound(torch.zeros(4, 4)).item()) < 1e-6
     True
     >>> round(jsd_bound(100 * (2 * torch.eye(4) - 1)).item(), 4)  # 2 log 2
@@ -134,7 +134,7 @@ def dv_bound(scores: Tensor) -> Tensor:
     Examples
     --------
     >>> import torch
-    >>> from sk_dim.mi import dv_bound
+    >>> from sk_dim.losses import dv_bound
     >>> dv_bound(torch.zeros(4, 4)).item()
     0.0
     >>> round(dv_bound(torch.eye(4)).item(), 4)
@@ -178,7 +178,7 @@ def infonce_bound(scores: Tensor) -> Tensor:
     --------
     >>> import math
     >>> import torch
-    >>> from sk_dim.mi import infonce_bound
+    >>> from sk_dim.losses import infonce_bound
     >>> abs(infonce_bound(torch.zeros(8, 8)).item()) < 1e-6
     True
     >>> round(infonce_bound(100 * torch.eye(8)).item(), 4) == round(math.log(8), 4)
@@ -196,7 +196,7 @@ _BOUNDS = {"jsd": jsd_bound, "dv": dv_bound, "infonce": infonce_bound}
 
 
 def mi_bound(scores: Tensor, estimator: str) -> Tensor:
-    """Dispatch to the bound named ``estimator`` (one of ``ESTIMATORS``).
+    """Dispatch to the bound named ``estimator`` (one of ``BOUNDS``).
 
     Parameters
     ----------
@@ -222,7 +222,7 @@ def mi_bound(scores: Tensor, estimator: str) -> Tensor:
     Examples
     --------
     >>> import torch
-    >>> from sk_dim.mi import mi_bound
+    >>> from sk_dim.losses import mi_bound
     >>> scores = torch.randn(6, 6, 4, generator=torch.Generator().manual_seed(0))
     >>> mi_bound(scores, "infonce").shape
     torch.Size([])
@@ -230,7 +230,5 @@ def mi_bound(scores: Tensor, estimator: str) -> Tensor:
     try:
         bound = _BOUNDS[estimator]
     except KeyError:
-        raise ValueError(
-            f"Unknown MI estimator {estimator!r}; expected one of {ESTIMATORS}"
-        ) from None
+        raise ValueError(f"Unknown MI estimator {estimator!r}; expected one of {BOUNDS}") from None
     return bound(scores)

@@ -97,7 +97,7 @@ class MemoryBank(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from sk_dim.nce import MemoryBank
+    >>> from sk_dim.losses import MemoryBank
     >>> bank = MemoryBank(n_samples=10, dim=4, generator=torch.Generator().manual_seed(0))
     >>> bank.memory.shape
     torch.Size([2, 10, 4])
@@ -246,7 +246,7 @@ def contrast_scores(
     Examples
     --------
     >>> import torch
-    >>> from sk_dim.nce import contrast_scores
+    >>> from sk_dim.losses import contrast_scores
     >>> emb = torch.tensor([[1.0, 0.0]])
     >>> contrast_scores(emb, emb, torch.tensor([[0.0, 1.0], [-1.0, 0.0]]), temperature=0.5)
     tensor([[ 2.,  0., -2.]])
@@ -294,7 +294,7 @@ def estimate_log_z(logits: torch.Tensor, n_samples: int) -> torch.Tensor:
     Examples
     --------
     >>> import torch
-    >>> from sk_dim.nce import estimate_log_z
+    >>> from sk_dim.losses import estimate_log_z
     >>> round(estimate_log_z(torch.zeros(4, 5), n_samples=100).exp().item(), 3)
     100.0
     """
@@ -333,7 +333,7 @@ def estimate_z(logits: torch.Tensor, n_samples: int) -> float:
     Examples
     --------
     >>> import torch
-    >>> from sk_dim.nce import estimate_z
+    >>> from sk_dim.losses import estimate_z
     >>> round(estimate_z(torch.zeros(2, 3), n_samples=10), 6)
     10.0
     """
@@ -385,7 +385,7 @@ def nce_loss(logits: torch.Tensor, n_samples: int, z: torch.Tensor | float) -> t
     Examples
     --------
     >>> import torch
-    >>> from sk_dim.nce import nce_loss
+    >>> from sk_dim.losses import nce_loss
     >>> logits = torch.tensor([[5.0, 0.0, 0.0], [5.0, 0.0, 0.0]])
     >>> bool(nce_loss(logits, n_samples=100, z=10.0) > 0)
     True
@@ -419,7 +419,7 @@ def softmax_loss(logits: torch.Tensor) -> torch.Tensor:
     See Also
     --------
     nce_loss : The paper's NCE loss.
-    sk_dim.mi.infonce_bound : The same objective as an MI bound.
+    sk_dim.losses.infonce_bound : The same objective as an MI bound.
 
     References
     ----------
@@ -431,7 +431,7 @@ def softmax_loss(logits: torch.Tensor) -> torch.Tensor:
     Examples
     --------
     >>> import torch
-    >>> from sk_dim.nce import softmax_loss
+    >>> from sk_dim.losses import softmax_loss
     >>> round(softmax_loss(torch.zeros(2, 4)).item(), 4)  # log 4
     1.3863
     """
@@ -474,7 +474,7 @@ class NCELoss(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from sk_dim.nce import NCELoss
+    >>> from sk_dim.losses import NCELoss
     >>> loss = NCELoss(n_samples=100)
     >>> loss.is_estimated
     False
@@ -541,7 +541,7 @@ def view_pairs(n_views: int, graph: str) -> list[tuple[int, int]]:
 
     Examples
     --------
-    >>> from sk_dim.nce import view_pairs
+    >>> from sk_dim.losses import view_pairs
     >>> view_pairs(3, "core")
     [(0, 1), (0, 2)]
     >>> view_pairs(3, "full")
@@ -609,7 +609,7 @@ class MultiviewContrast(nn.Module):
     --------
     >>> import torch
     >>> import torch.nn.functional as F
-    >>> from sk_dim.nce import MemoryBank, MultiviewContrast
+    >>> from sk_dim.losses import MemoryBank, MultiviewContrast
     >>> g = torch.Generator().manual_seed(0)
     >>> contrast = MultiviewContrast(MemoryBank(20, 8, generator=g), n_negatives=5)
     >>> views = [F.normalize(torch.randn(4, 8, generator=g), dim=1) for _ in range(2)]

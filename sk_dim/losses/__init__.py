@@ -1,0 +1,47 @@
+"""Losses as plain torch functions and small modules: no scikit-learn, no skorch.
+
+- :mod:`~sk_dim.losses.mi_bounds`: the JSD, DV and InfoNCE bounds on a critic's scores
+  (Deep InfoMax's global and local terms, and :mod:`sk_dim.mi_estimation`).
+- :mod:`~sk_dim.losses.prior`: adversarial prior matching (Deep InfoMax's ``gamma`` term).
+- :mod:`~sk_dim.losses.nce`: CMC's memory bank and NCE / softmax contrastive losses.
+"""
+
+from .mi_bounds import BOUNDS, dv_bound, infonce_bound, jsd_bound, mi_bound
+from .nce import (
+    GRAPHS,
+    LOSS_KINDS,
+    MemoryBank,
+    MultiviewContrast,
+    NCELoss,
+    contrast_scores,
+    estimate_log_z,
+    estimate_z,
+    nce_loss,
+    softmax_loss,
+    view_pairs,
+)
+from .prior import PRIORS, discriminator_loss, encoder_prior_loss, prior_input, sample_prior
+
+__all__ = [
+    "BOUNDS",
+    "GRAPHS",
+    "LOSS_KINDS",
+    "PRIORS",
+    "MemoryBank",
+    "MultiviewContrast",
+    "NCELoss",
+    "contrast_scores",
+    "discriminator_loss",
+    "dv_bound",
+    "encoder_prior_loss",
+    "estimate_log_z",
+    "estimate_z",
+    "infonce_bound",
+    "jsd_bound",
+    "mi_bound",
+    "nce_loss",
+    "prior_input",
+    "sample_prior",
+    "softmax_loss",
+    "view_pairs",
+]
