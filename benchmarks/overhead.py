@@ -11,11 +11,14 @@ training images when ``--data-home`` holds them):
 - ``estimator``: ``transformer.fit(X)``, everything included (validation,
   scaling statistics, building the module, skorch, history, the finiteness
   checks, the output-width probe);
-- ``plain loop``: the module the estimator builds (``_build_module``, the
+- ``plain loop``: the module the estimator builds (``make_module``, the
   same class, loss, data, batch size, learning rate and epochs) trained by
   the dozen lines of :func:`plain_fit`: Adam, shuffled tensor batches,
   ``module(x, index)["loss"].backward()`` and, for DIM, the discriminator
   step. Its time also includes building the module.
+
+The data are passed as (N, C, H, W) image arrays, which both ways read as
+they are.
 
 Each way runs ``--repeats`` times, alternating which goes first; the table
 shows the fastest of each, in wall-clock seconds and in CPU seconds of the
@@ -41,24 +44,23 @@ from sklearn.base import clone
 from sklearn.datasets import load_digits
 
 from sk_dim import CMCTransformer, DeepInfoMaxTransformer
-from sk_dim._base import _as_tensor
-from sk_dim._torch import resolve_device
 
 
 def plain_fit(template, X: np.ndarray, seed: int) -> torch.nn.Module:
-    """Train the module ``template`` would build for X with a plain PyTorch loop."""
+    """Train the module ``template`` would build for X with a plain PyTorch loop.
+
+    ``template.device`` must be a device, not ``"auto"`` (see :func:`main`).
+    """
     torch.manual_seed(seed)
-    estimator, X, shape = prepared(template, X)
-    device = resolve_device(estimator.device)
-    module = estimator._build_module(X, shape).to(device).train()
-    data = _as_tensor(X, shape).to(device)
-    discriminator = getattr(module, "discriminator", None)
-    main = module.encoder_parameters() if discriminator is not None else module.parameters()
-    optimizer = torch.optim.Adam(main, lr=estimator.lr)
+    device = template.device
+    module = template.make_module(X).to(device).train()
+    data = torch.as_tensor(X).to(device)  # (N, C, H, W), as the estimator reads it
+    discriminator = module.discriminator
+    optimizer = torch.optim.Adam(module.encoder_parameters(), lr=template.lr)
     if discriminator is not None:
-        disc_optimizer = torch.optim.Adam(discriminator.parameters(), lr=estimator.lr)
-    batch_size = estimator.batch_size
-    for _ in range(estimator.max_epochs):
+        disc_optimizer = torch.optim.Adam(discriminator.parameters(), lr=template.lr)
+    batch_size = template.batch_size
+    for _ in range(template.max_epochs):
         order = torch.randperm(len(data), device=device)
         for start in range(0, len(data) - 1, batch_size):  # no batch of one sample
             index = order[start : start + batch_size]
@@ -67,23 +69,13 @@ def plain_fit(template, X: np.ndarray, seed: int) -> torch.nn.Module:
             terms["loss"].backward()
             optimizer.step()
             if discriminator is not None:
-                disc_loss = module.discriminator_step_loss(terms["y"])
+                disc_loss = module.discriminator_step_loss(terms)
                 disc_optimizer.zero_grad()
                 disc_loss.backward()
                 disc_optimizer.step()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return module
-
-
-def prepared(template, X: np.ndarray):
-    """A clone of ``template`` with what ``_build_module`` reads, as ``fit`` sets it."""
-    estimator = clone(template)
-    X, shape = estimator._validate_input(X, reset=True)
-    estimator._check_params(shape, len(X))  # CMC: views_, n_views_, n_negatives_
-    estimator.input_shape_ = shape
-    estimator.image_shape_ = shape if len(shape) == 3 else None
-    return estimator, X, shape
 
 
 def estimator_fit(template, X: np.ndarray):
@@ -102,25 +94,26 @@ def timed(fn) -> tuple[float, float]:
 
 
 def images_32(data_home: str | None, n: int, seed: int) -> tuple[np.ndarray, str]:
+    """uint8 images of shape (n, 3, 32, 32), and their name."""
     if data_home:
         from sk_dim.datasets import load_cifar10
 
         try:
             X, _ = load_cifar10(data_home, subset="train", return_X_y=True)
-            return X[:n], f"CIFAR-10 ({n})"
+            return X[:n].reshape(-1, 3, 32, 32), f"CIFAR-10 ({n})"
         except (FileNotFoundError, OSError) as exc:
             print(f"CIFAR-10 not found under {data_home!r} ({exc}); using random images")
     rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8), f"random 3x32x32 ({n})"
+    return rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8), f"random 3x32x32 ({n})"
 
 
-def cases(args) -> list[tuple[str, object, np.ndarray]]:
-    digits = load_digits().data
+def cases(args, device: str) -> list[tuple[str, object, np.ndarray]]:
+    digits = load_digits().data.astype(np.float32).reshape(-1, 1, 8, 8)
     rgb, rgb_name = images_32(args.data_home, args.n_images, args.seed)
     # float32 and the default layout: the plain loop uses neither autocast nor channels_last.
     common = {
         "max_epochs": args.epochs,
-        "device": args.device,
+        "device": device,
         "precision": "float32",
         "channels_last": False,
         "random_state": args.seed,
@@ -145,13 +138,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    if args.device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    else:
+        device = args.device
     where = torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU"
     print(f"{where}, torch threads={torch.get_num_threads()}, {args.epochs} epochs, "
           f"best of {args.repeats}")  # fmt: skip
 
     rows = []
-    for data_name, template, X in cases(args):
+    for data_name, template, X in cases(args, device):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # batch size / negatives caps
             ways = {

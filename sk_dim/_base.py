@@ -17,7 +17,7 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -32,7 +32,9 @@ from ._torch import (
     seeded,
     torch_threads,
 )
-from ._version import __version__
+from ._version import DOCS_URL, versions
+from .modules.base import LayerFeatures, SelfSupervisedModule
+from .persistence import MAX_FREE_FEATURES, register, save
 
 # Square images at least this wide are recognised without an image_shape.
 MIN_INFERRED_SIDE = 8
@@ -80,17 +82,47 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     # Parameters that change what transform returns, not what fit learns.
     _OUTPUT_PARAMS: tuple[str, ...] = ("layer", "pool_size")
 
+    # The HTML repr links to the class's API page (scikit-learn's mechanism).
+    _doc_link_module = "sk_dim"
+    _doc_link_template = DOCS_URL + "gen_modules/sk_dim.{estimator_name}.html"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # sk_dim.save and sk_dim.load handle the package's own transformers: a
+        # subclass defined elsewhere may hold code that a file cannot describe.
+        if cls.__module__.startswith("sk_dim.") and not cls.__name__.startswith("_"):
+            register(cls)
+
     # -- what subclasses provide ----------------------------------------------
     @abstractmethod
-    def _build_module(self, X: np.ndarray, input_shape: tuple[int, ...]) -> nn.Module:
-        """The torch module to train on X, called as ``module(x, index)``."""
+    def _build_module(self, X: np.ndarray, input_shape: tuple[int, ...]) -> SelfSupervisedModule:
+        """The torch module for data like X, with what inference needs.
 
-    @abstractmethod
-    def _features(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """Features returned by ``transform`` for one batch of raw inputs."""
+        Training-only state sized by the training data (CMC's memory bank) is
+        :meth:`_prepare_training`'s to add.
+        """
 
     def _check_params(self, input_shape: tuple[int, ...], n_samples: int) -> None:
         """Checks that need the data (the constraints cover the rest)."""
+
+    def _check_fitted_attributes(self) -> None:
+        """Check fitted attributes read from a file (sizes, counts) before anything is built.
+
+        Subclasses extend it for their own fitted attributes.
+        """
+        shape, n_features = self.input_shape_, self.n_features_in_
+        if not (
+            isinstance(shape, tuple)
+            and len(shape) in (1, 3)
+            and all(isinstance(s, int) and s >= 1 for s in shape)
+            and math.prod(shape) == n_features
+        ):
+            raise ValueError(f"invalid input_shape_ {shape!r:.80}")
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None and (
+            not isinstance(names, np.ndarray) or names.shape != (n_features,)
+        ):
+            raise ValueError("feature_names_in_ does not hold n_features_in_ names")
 
     def _prepare_training(self, module: nn.Module, X: np.ndarray, *, partial: bool) -> None:
         """Set up training-only state sized by the data X about to be trained on.
@@ -221,7 +253,7 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         # A plain net: it pickles, and transforms, without accelerate.
         self.net_ = nets.without_accelerator(net)
         self._finish_training(self.net_.module_, partial=partial)
-        self.versions_ = _versions()
+        self.versions_ = versions()
 
     def _continue_training(self, X, epochs: int, partial: bool) -> None:
         """Train a copy of the fitted network, then keep it if training succeeds."""
@@ -308,6 +340,181 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         with torch_threads(self.n_threads):
             return nets.embed(self.net_, data, self._features, batch_size=self._inference_batch())
 
+    # -- seams for code beside the estimators (evaluation, persistence, your loops) --
+    def to_tensor(self, X) -> torch.Tensor:
+        """X validated as :meth:`transform` validates it, as one tensor.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, C, H, W)
+            Data shaped like the training data.
+
+        Returns
+        -------
+        data : torch.Tensor of shape (n_samples, *input_shape_)
+            The raw values (uint8 or float32; the network scales its inputs
+            itself), sharing X's memory where possible.
+        """
+        check_is_fitted(self)
+        X, input_shape = self._validate_input(X, reset=False)
+        return _as_tensor(X, input_shape)
+
+    def feature_extractor(self, layer: str | None = None) -> nn.Module:
+        """The trained network's feature computation, as an independent torch module.
+
+        Parameters
+        ----------
+        layer : str or None, default=None
+            The layer to read (see the ``layer`` parameter); None reads the
+            transformer's own ``layer``.
+
+        Returns
+        -------
+        extractor : torch.nn.Module
+            A copy (float32, in eval mode, on the network's device) of the parts
+            of the network that compute the features, mapping a batch of
+            :meth:`to_tensor` rows to ``(N, n_features)`` features. Training it
+            (e.g. fine-tuning) leaves the transformer unchanged.
+        """
+        check_is_fitted(self)
+        options = self._feature_options()
+        if layer is not None:
+            options["layer"] = layer
+        module = self.net_.module_
+        copy_ = module.inference_copy().float().to(next(module.parameters()).device)
+        extractor = LayerFeatures(copy_, options).eval()
+        with torch.no_grad():  # an unknown layer raises here, not at first use
+            extractor(torch.zeros(2, *self.input_shape_, device=next(copy_.parameters()).device))
+        return extractor
+
+    def make_module(self, X) -> SelfSupervisedModule:
+        """The untrained torch module that ``fit`` would train on X.
+
+        For training loops of your own: called as ``module(x, index)`` with a
+        batch ``x`` of :meth:`to_tensor`-like rows and their positions ``index``
+        in X, it returns a dict of loss terms whose ``"loss"`` is to be
+        minimised (see :class:`~sk_dim.modules.base.SelfSupervisedModule`).
+        The transformer itself is not changed.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, C, H, W)
+            Training data.
+
+        Returns
+        -------
+        module : SelfSupervisedModule
+        """
+        estimator = clone(self)
+        X, input_shape = estimator._validate_input(X, reset=True)
+        estimator._check_params(input_shape, len(X))
+        estimator.input_shape_ = input_shape
+        estimator.image_shape_ = input_shape if len(input_shape) == 3 else None
+        module = estimator._checked_module(X, input_shape)
+        estimator._prepare_training(module, X, partial=False)
+        return module
+
+    def inference_state(self) -> dict[str, torch.Tensor]:
+        """The weights and buffers that :meth:`transform` needs (no training-only state)."""
+        check_is_fitted(self)
+        module = self.net_.module_
+        return {
+            key: value
+            for key, value in module.state_dict().items()
+            if not key.startswith(module.training_state_prefixes)
+        }
+
+    @classmethod
+    def from_saved(
+        cls,
+        params: dict,
+        fitted: dict | None = None,
+        state: dict[str, torch.Tensor] | None = None,
+        *,
+        history: pd.DataFrame | None = None,
+        device: str = "cpu",
+    ):
+        """A transformer rebuilt from what :meth:`inference_state` and its attributes hold.
+
+        :func:`sk_dim.load` reads these from a file; they are checked as
+        untrusted: the parameters against their constraints, the fitted
+        attributes for plausible sizes, then the network is built on PyTorch's
+        meta device (no memory) and compared with ``state`` key by key, so that
+        a file describing a huge network, or weights that fit no network, is
+        refused before anything is allocated; non-finite weights are refused too.
+
+        Parameters
+        ----------
+        params : dict
+            Constructor parameters.
+        fitted : dict or None, default=None
+            Fitted attributes (``input_shape_``, ``n_features_in_``, ...); None
+            for an unfitted transformer.
+        state : dict of str to torch.Tensor or None, default=None
+            The weights, as returned by :meth:`inference_state`.
+        history : pandas.DataFrame or None, default=None
+            The training history to restore as ``history_``.
+        device : str, default="cpu"
+            Where the network is placed.
+
+        Returns
+        -------
+        transformer : object
+
+        Raises
+        ------
+        ValueError
+            Naming what does not fit.
+        """
+        estimator = cls(**params)
+        estimator._validate_params()
+        if fitted is None:
+            return estimator
+        for key, value in fitted.items():
+            setattr(estimator, key, value)
+        if history is not None:
+            estimator.history_ = history
+        estimator._load_inference_state(state, device)
+        return estimator
+
+    def _load_inference_state(self, state: dict[str, torch.Tensor], device: str) -> None:
+        self._check_fitted_attributes()
+        n_weights = sum(v.numel() for v in state.values())
+        if self.n_features_in_ > max(MAX_FREE_FEATURES, n_weights):
+            raise ValueError(
+                f"n_features_in_={self.n_features_in_} is more than the weights ({n_weights} "
+                "values) can serve; refusing to build inputs that wide"
+            )
+        try:
+            with torch.device("meta"):
+                module = self._build_module(self._zeros(), self.input_shape_)
+        except Exception as exc:  # whatever the builders raise on parameters from a file
+            raise ValueError(
+                f"the saved parameters and fitted attributes describe no network: {exc}"
+            ) from None
+        expected = {k: (tuple(v.shape), v.dtype) for k, v in module.state_dict().items()}
+        got = {k: (tuple(v.shape), v.dtype) for k, v in state.items()}
+        if expected != got:
+            missing, unexpected = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+            problems = [f"Missing keys {missing!r:.80}"] if missing else []
+            problems += [f"Unexpected keys {unexpected!r:.80}"] if unexpected else []
+            problems += [
+                f"size mismatch for {k}: the file has {got[k]}, the network {expected[k]}"
+                for k in sorted(set(got) & set(expected))
+                if got[k] != expected[k]
+            ][:3]
+            raise ValueError(f"the weights do not fit the network: {'; '.join(problems)}")
+        for key, value in state.items():
+            if value.is_floating_point() and not torch.isfinite(value).all():
+                raise ValueError(
+                    f"the weight {key!r} holds NaN or infinite values; the transformer "
+                    "would return non-finite features"
+                )
+        try:
+            self._rebuild_for_inference(state, device)
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+            raise ValueError(f"the weights do not fit the network: {exc}") from None
+
     @property
     def history_(self) -> pd.DataFrame:
         """One row per completed epoch, read from the network: always in step with it."""
@@ -352,8 +559,6 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             File to write: a zip of the parameters as JSON and the weights
             as tensors, read back with :func:`sk_dim.load`.
         """
-        from .persistence import save
-
         save(self, path)
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -366,13 +571,6 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         if "net_" in state and not self.warm_start:
             state["net_"] = nets.without_training_state(state["net_"])
         return state
-
-    def __setstate__(self, state):
-        # Pickles from an older sk_dim lack the parameters added since. They get
-        # the defaults, as sk_dim.load gives them, so that get_params, clone and
-        # repr keep working; the trained network is unaffected.
-        defaults = type(self)().get_params(deep=False)
-        super().__setstate__({**defaults, **state})
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -482,17 +680,8 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         memory bank) is dropped. Loads strictly: missing or unexpected keys
         and wrong shapes raise.
         """
-        # Zeros without memory: a broadcast row. Enough rows for state sized by
-        # the data at build time (CMC checks its negatives against the bank).
-        n_rows = max(2, getattr(self, "n_negatives_", 0) + 1)
-        row = np.zeros((1, math.prod(self.input_shape_)), dtype=np.float32)
-        dummy = np.broadcast_to(row, (n_rows, row.shape[1]))
         with seeded(0, device):
-            module = self._build_module(dummy, self.input_shape_)
-        if hasattr(module, "drop_contrast") and not any(
-            key.startswith("contrast.") for key in state_dict
-        ):
-            module.drop_contrast()
+            module = self._build_module(self._zeros(), self.input_shape_)
         module.load_state_dict(state_dict, strict=True)
         net = nets.make_net(
             module,
@@ -587,6 +776,18 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         std = np.where(std > 1e-8 * max(1.0, np.abs(mean).max()), std, 1.0)
         return torch.tensor(mean).view(view), torch.tensor(std).view(view)
 
+    def _zeros(self) -> np.ndarray:
+        """Two rows of zeros shaped like the training data, without memory (a broadcast row)."""
+        row = np.zeros((1, math.prod(self.input_shape_)), dtype=np.float32)
+        return np.broadcast_to(row, (2, row.shape[1]))
+
+    def _feature_options(self) -> dict:
+        """What ``module.features`` reads besides the batch: the output parameters."""
+        return {name: getattr(self, name) for name in self._OUTPUT_PARAMS}
+
+    def _features(self, module: SelfSupervisedModule, x: torch.Tensor) -> torch.Tensor:
+        return module.features(x, **self._feature_options())
+
     def _probe_width(self) -> int:
         probe = torch.zeros(2, *self.input_shape_, dtype=torch.float32)
         return nets.embed(self.net_, probe, self._features, batch_size=2).shape[1]
@@ -653,10 +854,3 @@ def _history_frame(history) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(index=pd.Index([], name="epoch", dtype=np.int64))
     return pd.DataFrame(rows).set_index("epoch")
-
-
-def _versions() -> dict[str, str]:
-    """Versions of sk_dim, torch and scikit-learn, recorded at fit."""
-    import sklearn
-
-    return {"sk_dim": __version__, "torch": torch.__version__, "scikit-learn": sklearn.__version__}

@@ -13,7 +13,7 @@ from torch import nn
 
 from ._base import BaseSelfSupervised
 from .losses import GRAPHS, LOSS_KINDS, MemoryBank, MultiviewContrast
-from .modules.encoders import ENCODERS, build_encoder, check_layer, select_layer, unpack
+from .modules.encoders import ENCODERS, build_encoder, unpack
 from .modules.multiview import (
     CROP_SCALE,
     CallableViews,
@@ -25,7 +25,7 @@ from .modules.multiview import (
 )
 from .views import check_range
 
-LAYERS = ("local", "conv", "fc", "embedding")
+LAYERS = MultiviewCoding.LAYERS
 NAMED_VIEWS = ("auto", "lab", "ycbcr", "crops", "halves")
 COLOR_KINDS = ("lab", "ycbcr")
 # The paper splits one network's width between the views (two half AlexNets).
@@ -430,6 +430,18 @@ class CMCTransformer(BaseSelfSupervised):
             self.n_negatives_ = min(self.n_negatives, len(X) - 1)
             module.contrast = self._contrast(len(X), module)
 
+    def _check_fitted_attributes(self):
+        super()._check_fitted_attributes()
+        value = self.n_negatives_
+        if not (isinstance(value, int) and 1 <= value <= self.n_negatives):
+            raise ValueError(
+                f"invalid n_negatives_={value!r:.80}: expected an int in "
+                f"[1, n_negatives={self.n_negatives}]"
+            )
+        value = self.n_views_
+        if not (isinstance(value, int) and 2 <= value <= max(2, self.n_features_in_)):
+            raise ValueError(f"invalid n_views_={value!r:.80}")
+
     def _finish_training(self, module, *, partial):
         # A bank grows with the data; the queue of partial_fit is small and is
         # what the next call continues from.
@@ -547,15 +559,8 @@ class CMCTransformer(BaseSelfSupervised):
         dims = {_output_dim(enc, shape) for enc, shape in zip(encoders, shapes, strict=True)}
         if len(dims) != 1:
             raise ValueError(f"the view encoders return y of different sizes {sorted(dims)}")
-        bank = MemoryBank(len(X), dims.pop(), self.n_views_, momentum=self.momentum)
-        contrast = MultiviewContrast(
-            bank,
-            self.n_negatives_,
-            temperature=self.temperature,
-            loss=self.loss,
-            graph=self.graph,
-        )
-        return MultiviewCoding(maker, encoders, contrast)
+        # The memory bank is sized by the training data: _prepare_training adds it.
+        return MultiviewCoding(maker, encoders, contrast=None)
 
     def _view_maker(self, X, input_shape) -> nn.Module:
         views = self.views_
@@ -595,20 +600,6 @@ class CMCTransformer(BaseSelfSupervised):
                 f"encoder={encoder!r} needs image views, but view {v} has shape {shape}"
             )
         return build_encoder(encoder, shape, self.n_components, width=VIEW_ENCODER_WIDTH)
-
-    # -- transform ------------------------------------------------------------
-    def _features(self, module, x):
-        check_layer(self.layer, LAYERS)
-        if self.view is not None and self.view >= module.n_views:
-            raise ValueError(f"view={self.view} is out of range: there are {module.n_views} views")
-        chosen = None if self.view is None else [self.view]
-        features = []
-        for out in module.encode(x, chosen):
-            if self.layer == "embedding":
-                features.append(module.embedding(out))
-            else:
-                features.append(select_layer(out, self.layer, self.pool_size))
-        return torch.cat(features, dim=1)
 
 
 def _output_dim(encoder: nn.Module, shape) -> int:

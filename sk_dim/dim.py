@@ -16,13 +16,10 @@ from .modules.encoders import (
     ENCODERS,
     Standardize,
     build_encoder,
-    check_layer,
-    select_layer,
-    unpack,
 )
 from .modules.infomax import DeepInfoMax
 
-LAYERS = ("local", "conv", "fc", "y")
+LAYERS = DeepInfoMax.LAYERS
 
 
 class DeepInfoMaxTransformer(BaseSelfSupervised):
@@ -368,7 +365,3 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
             prior=self.prior,
             augment=ImageAugment() if self.augment else None,
         )
-
-    def _features(self, module, x):
-        check_layer(self.layer, LAYERS)
-        return select_layer(unpack(module.encoder(x)), self.layer, self.pool_size)

@@ -13,7 +13,7 @@ skorch), so the estimators are usable outside the transformers.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
 from numbers import Integral, Real
 
 import numpy as np
@@ -23,6 +23,7 @@ from sklearn.utils import check_array, check_random_state
 from torch import Tensor, nn
 
 from ._torch import resolve_device, seeded
+from ._training import split_rows, standardize, train_minibatches
 from .losses import infonce_bound, mi_bound
 from .modules.critics import ConcatCritic, SeparableCritic
 
@@ -154,13 +155,13 @@ def mutual_information(
     >>> bool(0.35 < mi < 0.65)
     True
     """
-    _check_option("estimator", estimator, ESTIMATORS)
-    _check_option("critic", critic, CRITICS)
-    _check_positive_int("hidden_units", hidden_units)
-    _check_positive_int("n_layers", n_layers)
-    _check_positive_int("max_epochs", max_epochs)
-    _check_positive_int("batch_size", batch_size, minimum=2)
-    _check_positive_float("lr", lr)
+    check_option("estimator", estimator, ESTIMATORS)
+    check_option("critic", critic, CRITICS)
+    check_positive_int("hidden_units", hidden_units)
+    check_positive_int("n_layers", n_layers)
+    check_positive_int("max_epochs", max_epochs)
+    check_positive_int("batch_size", batch_size, minimum=2)
+    check_positive_float("lr", lr)
     if not 0 < ema_rate <= 1:
         raise ValueError(f"ema_rate must be in (0, 1], got {ema_rate!r}")
     x, y = check_pair(x, y, names=("x", "y"))
@@ -179,24 +180,47 @@ def mutual_information(
             critic = "concat" if estimator == "mine" else "separable"
         cls = ConcatCritic if critic == "concat" else SeparableCritic
         net = cls(x.shape[1], y.shape[1], hidden_units, n_layers).to(device)
-        optimizer = torch.optim.Adam(net.parameters(), lr=lr)
         generator = torch.Generator().manual_seed(seed)
-        log_ma = None  # log of MINE's moving average of E_Q[exp T]
-        net.train()
-        for _ in range(max_epochs):
-            for index in batches(len(x_train), batch_size, generator):
-                xb, yb = x_train[index.to(device)], y_train[index.to(device)]
-                if estimator == "mine":
-                    perm = torch.randperm(len(xb), generator=generator).to(device)
-                    bound, log_ma = _mine_objective(net, xb, yb, perm, log_ma, ema_rate)
-                else:
-                    bound = mi_bound(net.scores(xb, yb), estimator)
-                optimizer.zero_grad()
-                (-bound).backward()
-                optimizer.step()
-        net.eval()
+        if estimator == "mine":
+            batch_loss = _mine_loss(net, x_train, y_train, generator, ema_rate)
+        else:
+
+            def batch_loss(index: Tensor) -> Tensor:
+                index = index.to(device)
+                return -mi_bound(net.scores(x_train[index], y_train[index]), estimator)
+
+        train_minibatches(
+            net,
+            batch_loss,
+            len(x_train),
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            generator=generator,
+        )
         with torch.no_grad():
             return _held_out_estimate(net, x_test, y_test, estimator, batch_size)
+
+
+def _mine_loss(
+    net: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator, rate: float
+) -> Callable[[Tensor], Tensor]:
+    """MINE's per-batch loss, keeping its moving average from one batch to the next.
+
+    Each batch ``(x_i, y_i)`` is scored against one shuffled copy of itself,
+    ``(x_perm(i), y_i)``, the permutation drawn from ``generator``.
+    """
+    log_ma = None  # log of MINE's moving average of E_Q[exp T]
+
+    def batch_loss(index: Tensor) -> Tensor:
+        nonlocal log_ma
+        index = index.to(x.device)
+        xb, yb = x[index], y[index]
+        perm = torch.randperm(len(xb), generator=generator).to(x.device)
+        bound, log_ma = _mine_objective(net, xb, yb, perm, log_ma, rate)
+        return -bound
+
+    return batch_loss
 
 
 def _mine_objective(
@@ -210,15 +234,15 @@ def _mine_objective(
     """
     joint = net(x, y)
     marginal = net(x[perm], y)
-    log_mean_exp = torch.logsumexp(marginal, 0) - math.log(len(marginal))
-    batch = log_mean_exp.detach()
+    lme = log_mean_exp(marginal)
+    batch = lme.detach()
     # Kept in log space: exp(T) overflows float32 for confident critics.
     if log_ma is None:
         log_ma = batch
     else:
         log_ma = torch.logaddexp(log_ma + math.log1p(-rate), batch + math.log(rate))
-    ratio = torch.exp(log_mean_exp - log_ma)  # E_Q[exp T] / ma, gradient-carrying
-    # Value: log_mean_exp; gradient: that of ratio.
+    ratio = torch.exp(lme - log_ma)  # E_Q[exp T] / ma, gradient-carrying
+    # Value: log E_Q[exp T]; gradient: that of ratio.
     corrected = ratio - ratio.detach() + batch
     return joint.mean() - corrected, log_ma
 
@@ -242,11 +266,25 @@ def _held_out_estimate(net: nn.Module, x: Tensor, y: Tensor, estimator: str, chu
         eye = torch.eye(len(xc), dtype=torch.bool, device=scores.device)
         positives.append(scores[eye])
         negatives.append(scores[~eye])
-    pos, neg = torch.cat(positives), torch.cat(negatives)
-    return float(pos.mean() - (torch.logsumexp(neg, 0) - math.log(len(neg))))
+    return float(donsker_varadhan(torch.cat(positives), torch.cat(negatives)))
 
 
-# -- helpers shared with sk_dim.evaluation -----------------------------------
+def log_mean_exp(scores: Tensor) -> Tensor:
+    """``log mean exp`` of all the scores, computed stably."""
+    return torch.logsumexp(scores.flatten(), 0) - math.log(scores.numel())
+
+
+def donsker_varadhan(positive: Tensor, negative: Tensor) -> Tensor:
+    """The DV bound ``E_P[T] - log E_Q[exp T]`` from separate samples of scores.
+
+    :func:`sk_dim.losses.dv_bound` computes the same bound from an ``(N, N)``
+    score matrix; this form takes the positive and negative scores as they
+    come (pooled chunks, shuffled copies), in any shape.
+    """
+    return positive.mean() - log_mean_exp(negative)
+
+
+# -- validation shared with sk_dim.evaluation --------------------------------
 
 
 def check_pair(a, b, *, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -281,54 +319,20 @@ def check_samples(a, name: str, *, min_samples: int = MIN_SAMPLES) -> np.ndarray
     return a.astype(np.float32, copy=False)
 
 
-def split_rows(n: int, test_size: float | int, rng: np.random.RandomState):
-    """Shuffled (train, test) row indices, each with at least 2 rows."""
-    if isinstance(test_size, Integral) and not isinstance(test_size, bool):
-        n_test = int(test_size)
-    elif isinstance(test_size, Real) and 0 < test_size < 1:
-        n_test = round(test_size * n)
-    else:
-        raise ValueError(f"test_size must be a float in (0, 1) or an int, got {test_size!r}")
-    if not 2 <= n_test <= n - 2:
-        raise ValueError(
-            f"test_size={test_size!r} leaves {n_test} of {n} samples for evaluation; "
-            "both the training and the held-out part need at least 2"
-        )
-    order = rng.permutation(n)
-    return order[n_test:], order[:n_test]
-
-
-def standardize(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Scale columns with the training part's mean and std (constant columns: std 1)."""
-    mean = train.mean(0, dtype=np.float64)
-    std = train.std(0, dtype=np.float64)
-    std = np.where(std > 1e-12, std, 1.0)
-    return tuple(((a - mean) / std).astype(np.float32) for a in (train, *others))
-
-
-def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
-    """Shuffled row indices in batches; a trailing batch of one row is dropped.
-
-    Batch norm and in-batch negatives both need at least two rows.
-    """
-    order = torch.randperm(n, generator=generator)
-    for start in range(0, n, batch_size):
-        index = order[start : start + batch_size]
-        if len(index) >= 2:
-            yield index
-
-
-def _check_option(name: str, value, options: tuple[str, ...]) -> None:
+def check_option(name: str, value, options: tuple[str, ...]) -> None:
+    """Raise unless ``value`` is one of ``options``."""
     if value not in options:
         raise ValueError(f"Unknown {name} {value!r}; expected one of {options}")
 
 
-def _check_positive_int(name: str, value, minimum: int = 1) -> None:
+def check_positive_int(name: str, value, minimum: int = 1) -> None:
+    """Raise unless ``value`` is an int (not a bool) of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
-def _check_positive_float(name: str, value) -> None:
+def check_positive_float(name: str, value) -> None:
+    """Raise unless ``value`` is a real number (not a bool) above 0."""
     if isinstance(value, bool) or not isinstance(value, Real) or not value > 0:
         raise ValueError(f"{name} must be a positive number, got {value!r}")
 

@@ -308,10 +308,11 @@ def iter_row_chunks(data: np.ndarray, chunk_bytes: int = 32 * 2**20) -> Iterator
 class SelfSupervisedNet(NeuralNet):
     """A skorch ``NeuralNet`` whose module returns its own loss terms.
 
-    The module is called as ``module(x, index)`` and returns a dict with
-    ``"loss"`` (minimised by the main optimizer) and any other scalar terms
-    to log. If the module has a ``discriminator``, it is trained by a second
-    optimizer on ``module.discriminator_step_loss(terms["y"])``.
+    The module is a :class:`~sk_dim.modules.base.SelfSupervisedModule`: called as
+    ``module(x, index)``, it returns a dict with ``"loss"`` (minimised by the main
+    optimizer on ``module.encoder_parameters()``) and any other scalar terms to
+    log. If its ``discriminator`` is not None, a second optimizer trains it on
+    ``module.discriminator_step_loss(terms)``.
 
     ``precision`` and ``channels_last`` may be ``"auto"``: they are resolved
     for the net's device when used (see :mod:`sk_dim._torch`), so a net
@@ -422,18 +423,18 @@ class SelfSupervisedNet(NeuralNet):
         if not self.compile:
             return []
         module = self.module_
-        targets = module.compile_targets() if hasattr(module, "compile_targets") else [module]
+        targets = module.compile_targets()
         for target in targets:
             target.compile(**self.get_params_for("compile"))
         return targets
 
     def initialize_optimizer(self, *args, **kwargs):
         module = self.module_
-        main = module.encoder_parameters() if hasattr(module, "encoder_parameters") else None
-        named = [(n, p) for n, p in module.named_parameters() if main is None or _in(p, main)]
+        main = module.encoder_parameters()
+        named = [(n, p) for n, p in module.named_parameters() if _in(p, main)]
         args, kwargs = self.get_params_for_optimizer("optimizer", named)
         self.optimizer_ = self.optimizer(*args, **kwargs)
-        if getattr(module, "discriminator", None) is not None:
+        if module.discriminator is not None:
             named = list(module.discriminator.named_parameters())
             args, kwargs = self.get_params_for_optimizer("optimizer", named)
             self.optimizer_discriminator_ = self.optimizer(*args, **kwargs)
@@ -473,7 +474,7 @@ class SelfSupervisedNet(NeuralNet):
         disc_optimizer = getattr(self, "optimizer_discriminator_", None)
         if disc_optimizer is not None:
             with autocast(self.device, self._train_precision):
-                disc_loss = self._bare_module().discriminator_step_loss(terms["y"])
+                disc_loss = self._bare_module().discriminator_step_loss(terms)
             self._step(disc_loss, disc_optimizer)
             terms["discriminator"] = disc_loss
         if self.grad_scaler_ is not None:
@@ -633,9 +634,9 @@ class AcceleratedSelfSupervisedNet(AccelerateMixin, SelfSupervisedNet):
       gradients are averaged over the processes;
     - the prior discriminator's step does not go through the wrapped
       module's forward, so its gradients are averaged explicitly;
-    - modules with a ``gather_across_processes`` attribute (CMC's contrast) get
-      ``accelerator.gather``, so that every process applies every process's
-      memory-bank updates.
+    - the module's ``set_gather`` receives ``accelerator.gather`` (CMC passes it
+      to its contrast, so that every process applies every process's
+      memory-bank updates).
 
     With a single process it trains exactly like :class:`SelfSupervisedNet`.
     :meth:`without_accelerator` returns the trained net without accelerate,
@@ -656,9 +657,7 @@ class AcceleratedSelfSupervisedNet(AccelerateMixin, SelfSupervisedNet):
     def initialize_module(self):
         super().initialize_module()
         if self.accelerator.num_processes > 1:
-            for module in self.module_.modules():
-                if hasattr(module, "gather_across_processes"):
-                    module.gather_across_processes = self.accelerator.gather
+            self._bare_module().set_gather(self.accelerator.gather)
         return self
 
     def get_iterator(self, dataset, training=False):
@@ -707,9 +706,7 @@ class AcceleratedSelfSupervisedNet(AccelerateMixin, SelfSupervisedNet):
         accelerator's processes); its optimizers are new.
         """
         self._unwrap_accelerator()  # done already at the end of a complete fit
-        for module in self.module_.modules():
-            if hasattr(module, "gather_across_processes"):
-                module.gather_across_processes = None
+        self.module_.set_gather(None)
         accelerate_only = {"accelerator", "unwrap_after_train", "callbacks__print_log__sink"}
         params = {
             k: v

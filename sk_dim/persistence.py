@@ -5,7 +5,7 @@ the file names: only load those from a source you trust. :func:`save` writes
 a zip file instead. For a transformer it holds two entries:
 
 - ``metadata.json``: the format version, the sk_dim version that wrote the
-  file, the class name (one of :data:`ALLOWED_CLASSES`), the constructor
+  file, the class name (one of the sk_dim transformers' classes), the constructor
   parameters, the fitted attributes (input shape, feature names, training
   history, the versions of sk_dim, torch and scikit-learn at fit, ...) as
   JSON;
@@ -55,13 +55,14 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ._torch import resolve_device
-from ._version import __version__
+from ._version import __version__, versions
 
 FORMAT = "sk_dim"
 FORMAT_VERSION = 2
 # Version 1 stored the weights as a torch pickle (read with weights_only=True).
 READABLE_VERSIONS = (1, 2)
-ALLOWED_CLASSES = ("DeepInfoMaxTransformer", "CMCTransformer")
+# Transformer classes by name, filled by register().
+_REGISTRY: dict[str, type] = {}
 _WEIGHTS = {1: "weights.pt", 2: "weights.safetensors"}
 _METADATA_KEYS = {
     1: {"format", "format_version", "class", "params", "fitted", "history"},
@@ -78,7 +79,7 @@ _MAX_JSON_BYTES = 16 << 20
 _MAX_JSON_CONTAINERS = 1 << 20
 # Inputs wider than this must come with at least as many weights: the rebuild
 # makes a few rows of that width.
-_MAX_FREE_FEATURES = 1 << 22
+MAX_FREE_FEATURES = 1 << 22
 # Version-1 weights were deflated: allow their usual ratio, refuse zip bombs.
 _MAX_DEFLATE_RATIO = 20
 _PLACEHOLDER = "sk_dim.persistence.SavedTransformer"
@@ -148,17 +149,18 @@ class SavedTransformer:
         return f"SavedTransformer({self.entry!r})"
 
 
-def _classes() -> dict[str, type]:
-    from .cmc import CMCTransformer
-    from .dim import DeepInfoMaxTransformer
+def register(cls: type) -> type:
+    """Let :func:`save` and :func:`load` handle ``cls``.
 
-    classes = {"DeepInfoMaxTransformer": DeepInfoMaxTransformer, "CMCTransformer": CMCTransformer}
-    return {name: classes[name] for name in ALLOWED_CLASSES}
+    The transformers' base class registers sk_dim's own subclasses, so this
+    module needs to import none of them.
+    """
+    _REGISTRY[cls.__name__] = cls
+    return cls
 
 
 def _is_transformer(obj) -> bool:
-    name = type(obj).__name__
-    return name in ALLOWED_CLASSES and _classes()[name] is type(obj)
+    return _REGISTRY.get(type(obj).__name__) is type(obj)
 
 
 def _sk_dim_version() -> str:
@@ -320,7 +322,7 @@ def save(obj, path) -> None:
         entries = _composite_entries(obj)
     else:
         raise TypeError(
-            f"save() handles {', '.join(ALLOWED_CLASSES)} and scikit-learn estimators holding "
+            f"save() handles {', '.join(_REGISTRY)} and scikit-learn estimators holding "
             f"them, got {type(obj).__name__}; use joblib.dump instead"
         )
     _write(entries, path)
@@ -370,21 +372,18 @@ def _transformer_entries(estimator, prefix: str) -> dict[str, tuple[bytes, int]]
         metadata["history"] = [
             {str(k): _encode(v, "history_") for k, v in row.items()} for row in history
         ]
-        state = estimator.net_.module_.state_dict()
-        training_only = [k for k in state if k.startswith("contrast.")]
+        state = estimator.inference_state()
+        training_only = sorted(set(estimator.net_.module_.state_dict()) - set(state))
         if training_only:
             warnings.warn(
-                "save() leaves out the memory bank (training state); the loaded transformer "
-                "transforms the same but cannot continue training. Use joblib to keep it.",
+                f"save() leaves out training-only state ({_short(training_only)}, e.g. CMC's "
+                "memory bank); the loaded transformer transforms the same but cannot continue "
+                "training. Use joblib to keep it.",
                 UserWarning,
                 stacklevel=4,
             )
         # safetensors wants contiguous tensors that share no memory: copies.
-        tensors = {
-            k: v.detach().to("cpu", copy=True).contiguous()
-            for k, v in state.items()
-            if k not in training_only
-        }
+        tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
         # Raw floats barely compress: stored, they bound what load reads by the file size.
         entries[f"{prefix}weights.safetensors"] = (
             safetensors.torch.save(tensors),
@@ -402,7 +401,7 @@ def _composite_entries(composite) -> dict[str, tuple[bytes, int]]:
     for transformer in transformers:
         if not _is_transformer(transformer):
             raise UnsafeToSaveError(
-                f"{type(transformer).__name__} is not one of {ALLOWED_CLASSES}; "
+                f"{type(transformer).__name__} is not one of {tuple(_REGISTRY)}; "
                 "use joblib.dump instead"
             )
     # A copy of the composite in which each transformer is a placeholder: the
@@ -428,7 +427,7 @@ def _composite_entries(composite) -> dict[str, tuple[bytes, int]]:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "written_by": _sk_dim_version(),
-        "versions": {"skops": skops.__version__, **_running_versions()},
+        "versions": {"skops": skops.__version__, **versions()},
         "steps": [str(i) for i in range(len(transformers))],
     }
     entries = {
@@ -441,9 +440,7 @@ def _composite_entries(composite) -> dict[str, tuple[bytes, int]]:
 
 
 def _sk_dim_object(obj) -> bool:
-    from ._base import BaseSelfSupervised
-
-    return isinstance(obj, BaseSelfSupervised)
+    return isinstance(obj, tuple(_REGISTRY.values()))
 
 
 class _Discard:
@@ -478,12 +475,6 @@ def _find(obj, wanted) -> list:
     return list(found.values())
 
 
-def _running_versions() -> dict[str, str]:
-    from ._base import _versions
-
-    return _versions()
-
-
 # -- load ------------------------------------------------------------------------
 
 
@@ -510,7 +501,7 @@ def load(path, *, device: str | None = None):
     ValueError
         If the file is not a valid save: not a zip or a damaged one, unknown
         or missing entries or keys, an entry larger than its cap, invalid
-        JSON, a class outside :data:`ALLOWED_CLASSES`, invalid parameters or
+        JSON, a class outside the sk_dim transformers' classes, invalid parameters or
         fitted attributes, weights that are not finite or do not fit the
         network (the message then names the sk_dim version that wrote the
         file), or, in a composite, types that skops does not trust.
@@ -586,10 +577,10 @@ def _load_transformer(archive, prefix: str, names: set, path, device, *, composi
             f"{where}metadata.json must hold the keys {sorted(_METADATA_KEYS[version])}, "
             f"got {sorted(metadata)}"
         )
-    if metadata["class"] not in ALLOWED_CLASSES:
+    if metadata["class"] not in _REGISTRY:
         raise ValueError(
             f"{where}class {_short(metadata['class'])} is not allowed; "
-            f"expected one of {ALLOWED_CLASSES}"
+            f"expected one of {tuple(_REGISTRY)}"
         )
     # Unfitted transformers (no weights) appear only inside composites.
     fitted = metadata["fitted"]
@@ -603,16 +594,16 @@ def _load_transformer(archive, prefix: str, names: set, path, device, *, composi
             f"{path}: expected exactly the entries {sorted(expected)}, found {sorted(present)}"
         )
 
-    cls = _classes()[metadata["class"]]
+    cls = _REGISTRY[metadata["class"]]
     params = metadata["params"]
     if not isinstance(params, dict):
         raise ValueError(f"{where}'params' must be a JSON object")
     unknown = sorted(set(params) - set(cls().get_params(deep=False)))
     if unknown:
         raise ValueError(f"{where}unknown parameters {unknown} for {cls.__name__}")
-    estimator = cls(**{k: _decode(v, k) for k, v in params.items()})
+    params = {k: _decode(v, k) for k, v in params.items()}
     try:
-        estimator._validate_params()
+        estimator = cls.from_saved(params)
     except ValueError as exc:
         raise ValueError(f"{where}invalid parameters: {exc}") from None
     if fitted is None and composite:
@@ -622,7 +613,7 @@ def _load_transformer(archive, prefix: str, names: set, path, device, *, composi
 
     if not isinstance(fitted, dict):
         raise ValueError(f"{where}'fitted' must be a JSON object")
-    for key, value in fitted.items():
+    for key in fitted:
         if (
             not key.isidentifier()
             or not key.endswith("_")
@@ -631,24 +622,19 @@ def _load_transformer(archive, prefix: str, names: set, path, device, *, composi
             or hasattr(cls, key)
         ):
             raise ValueError(f"{where}unexpected fitted attribute {_short(key)}")
-        setattr(estimator, key, _decode(value, key))
+    fitted = {key: _decode(value, key) for key, value in fitted.items()}
     for key in ("input_shape_", "n_features_in_", "versions_"):
         if key not in fitted:
             raise ValueError(f"{where}the fitted attribute {key!r} is missing")
-    estimator.history_ = _history(metadata["history"], where)
+    history = _history(metadata["history"], where)
     state = _read_weights(archive, weights, version, path)
-    _check_fitted(estimator, state, where)
-    hint = _version_hint(metadata, estimator, version)
-    _check_state(estimator, state, where, hint)
-    _check_versions(estimator.versions_, path)
-
+    hint = _version_hint(metadata, fitted["versions_"], version)
+    _check_versions(fitted["versions_"], path)
     device = _load_device(estimator.device if device is None else device)
     try:
-        with _one_negative(estimator):
-            estimator._rebuild_for_inference(state, device)
-    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-        raise ValueError(f"{where}the weights do not fit the network: {exc}{hint}") from None
-    return estimator
+        return cls.from_saved(params, fitted, state, history=history, device=device)
+    except ValueError as exc:
+        raise ValueError(f"{where}{exc}{hint}") from None
 
 
 def _load_composite(archive, names: set, path, device):
@@ -803,105 +789,8 @@ def _read_weights(archive, name: str, version: int, path) -> dict[str, torch.Ten
 # -- checks ----------------------------------------------------------------------------
 
 
-def _check_fitted(estimator, state: dict, where: str) -> None:
-    """Fitted attributes that size what load builds, checked against sane bounds."""
-    shape = estimator.input_shape_
-    n_features = estimator.n_features_in_
-    if not (
-        isinstance(shape, tuple)
-        and len(shape) in (1, 3)
-        and all(isinstance(s, int) and s >= 1 for s in shape)
-        and math.prod(shape) == n_features
-    ):
-        raise ValueError(f"{where}invalid input_shape_ {_short(shape)}")
-    n_weights = sum(v.numel() for v in state.values())
-    if n_features > max(_MAX_FREE_FEATURES, n_weights):
-        raise ValueError(
-            f"{where}n_features_in_={n_features} is more than the weights ({n_weights} values) "
-            "can serve; refusing to build inputs that wide"
-        )
-    names = getattr(estimator, "feature_names_in_", None)
-    if names is not None and (not isinstance(names, np.ndarray) or names.shape != (n_features,)):
-        raise ValueError(f"{where}feature_names_in_ does not hold n_features_in_ names")
-    if hasattr(estimator, "n_negatives_"):
-        value = estimator.n_negatives_
-        if not (isinstance(value, int) and 1 <= value <= estimator.n_negatives):
-            raise ValueError(
-                f"{where}invalid n_negatives_={_short(value)}: expected an int in "
-                f"[1, n_negatives={estimator.n_negatives}]"
-            )
-    if hasattr(estimator, "n_views_"):
-        value = estimator.n_views_
-        if not (isinstance(value, int) and 2 <= value <= max(2, n_features)):
-            raise ValueError(f"{where}invalid n_views_={_short(value)}")
-
-
-def _check_state(estimator, state: dict, where: str, hint: str) -> None:
-    """Weights of the shapes and dtypes the parameters describe, and finite.
-
-    The network is first built on PyTorch's meta device, which allocates no
-    memory, so that parameters describing a huge network (or weights that
-    fit no network) are refused before anything is allocated.
-    """
-    dummy = np.broadcast_to(
-        np.zeros((1, estimator.n_features_in_), dtype=np.float32), (2, estimator.n_features_in_)
-    )
-    try:
-        with _one_negative(estimator), torch.device("meta"):
-            module = estimator._build_module(dummy, estimator.input_shape_)
-    except Exception as exc:  # whatever the builders raise on parameters from a file
-        raise ValueError(
-            f"{where}the saved parameters and fitted attributes describe no network: {exc}{hint}"
-        ) from None
-    expected = {
-        k: (tuple(v.shape), v.dtype)
-        for k, v in module.state_dict().items()
-        if not k.startswith("contrast.")
-    }
-    got = {k: (tuple(v.shape), v.dtype) for k, v in state.items()}
-    if expected != got:
-        problems = []
-        missing, unexpected = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
-        if missing:
-            problems.append(f"Missing keys {_short(missing)}")
-        if unexpected:
-            problems.append(f"Unexpected keys {_short(unexpected)}")
-        problems += [
-            f"size mismatch for {k}: the file has {got[k]}, the network {expected[k]}"
-            for k in sorted(set(got) & set(expected))
-            if got[k] != expected[k]
-        ][:3]
-        raise ValueError(f"{where}the weights do not fit the network: {'; '.join(problems)}{hint}")
-    for key, value in state.items():
-        if value.is_floating_point() and not torch.isfinite(value).all():
-            raise ValueError(
-                f"{where}the weight {key!r} holds NaN or infinite values; the transformer "
-                "would return non-finite features"
-            )
-
-
-@contextlib.contextmanager
-def _one_negative(estimator):
-    """Build CMC with one negative: its memory bank is training state, dropped at load.
-
-    The rebuild makes ``n_negatives_ + 1`` rows and a memory bank of that
-    size; a file's ``n_negatives_`` must not decide what load allocates.
-    """
-    if not hasattr(estimator, "n_negatives_"):
-        yield
-        return
-    saved = estimator.n_negatives_
-    estimator.n_negatives_ = 1
-    try:
-        yield
-    finally:
-        estimator.n_negatives_ = saved
-
-
-def _version_hint(metadata: dict, estimator, version: int) -> str:
-    fitted_with = (
-        estimator.versions_.get("sk_dim") if isinstance(estimator.versions_, dict) else None
-    )
+def _version_hint(metadata: dict, fitted_versions, version: int) -> str:
+    fitted_with = fitted_versions.get("sk_dim") if isinstance(fitted_versions, dict) else None
     written_by = metadata.get("written_by", fitted_with)
     return (
         f" (the file was written by sk_dim {_short(written_by, plain=True)} in format version "
@@ -930,7 +819,7 @@ def _history(records, where) -> pd.DataFrame:
 def _check_versions(saved, path) -> None:
     if not isinstance(saved, dict):
         raise ValueError(f"{path}: invalid versions_ {_short(saved)}")
-    running = _running_versions()
+    running = versions()
     if "skops" in saved:
         import skops
 
@@ -957,4 +846,4 @@ def _load_device(device: str) -> str:
     return device
 
 
-__all__ = ["ALLOWED_CLASSES", "UnsafeToSaveError", "load", "save"]
+__all__ = ["UnsafeToSaveError", "load", "register", "save"]

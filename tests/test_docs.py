@@ -158,3 +158,26 @@ def test_docs_build_and_quickstart_renders(tmp_path):
     shot = tmp_path / "quickstart.png"
     _chromium([f"--screenshot={shot}", "--window-size=1280,2000", url], tmp_path)
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def test_html_repr_links_to_each_estimators_api_page():
+    import tomllib
+
+    from sk_dim import CMCTransformer, DeepInfoMaxTransformer
+    from sk_dim._version import DOCS_URL
+
+    urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
+    assert urls["Documentation"] == DOCS_URL
+    api = (ROOT / "docs" / "api.rst").read_text()
+    for estimator in (DeepInfoMaxTransformer(), CMCTransformer()):
+        page = f"gen_modules/sk_dim.{type(estimator).__name__}.html"
+        assert f'href="{DOCS_URL}{page}"' in estimator._repr_html_()
+        # autosummary writes that page for every name listed under currentmodule sk_dim.
+        assert f"   {type(estimator).__name__}\n" in api.split(".. currentmodule:: sk_dim\n")[1]
+    from sk_dim.evaluation import FineTunedClassifier, MLPProbe
+
+    for estimator in (MLPProbe(), FineTunedClassifier(DeepInfoMaxTransformer())):
+        name = type(estimator).__name__
+        page = f"gen_modules/sk_dim.evaluation.{name}.html"
+        assert f'href="{DOCS_URL}{page}"' in estimator._repr_html_()
+        assert f"   {name}\n" in api.split(".. currentmodule:: sk_dim.evaluation\n")[1]

@@ -7,7 +7,7 @@ from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sk_dim import DeepInfoMaxTransformer
+from sk_dim import DeepInfoMaxTransformer, evaluation, mi_estimation
 from sk_dim.evaluation import (
     FineTunedClassifier,
     MLPProbe,
@@ -24,6 +24,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 FAST = dict(n_components=8, max_epochs=2, batch_size=32, random_state=0)
+# A weight of the encoder's first local convolution, in the feature extractor's state.
+CONV_WEIGHT = "module.encoder.1.local.0.weight"
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,8 @@ def fitted(digits):
 
 
 def encoder_state(transformer):
-    return {k: v.clone() for k, v in transformer.net_.module_.encoder.state_dict().items()}
+    """The weights the transformer computes its features with (a copy)."""
+    return transformer.feature_extractor().state_dict()
 
 
 def assert_same_state(a, b):
@@ -118,8 +121,9 @@ def test_probe_bad_input(digits, fitted):
         nonlinear_probe(None, X[:100], y[:100], X[100:200], y[100:150])
     with pytest.raises(ValueError, match="layer needs a transformer"):
         probe_features(None, X, layer="y")
-    with pytest.raises(ValueError, match="layer"):
-        probe_features(fitted, X, layer="pixels")
+    with pytest.raises(ValueError, match="Unknown layer 'pixels'"):
+        probe_features(fitted, X, layer="pixels")  # rejected by transform itself
+    assert fitted.layer == "local"
     with pytest.raises(ValueError, match="Input X contains NaN"):
         probe_features(None, np.full((3, 2), np.nan))
     with pytest.raises(ValueError, match="at least 2 classes"):
@@ -139,8 +143,9 @@ def test_finetune_trains_a_copy_of_the_encoder(digits, fitted):
     before = encoder_state(fitted)
     clf = semi_supervised_finetune(fitted, X[:100], y[:100], max_epochs=10, random_state=0)
     assert_same_state(before, encoder_state(fitted))  # the transformer is untouched
-    tuned = clf.module_.backbone.encoder.state_dict()
-    assert not torch.equal(tuned["1.local.0.weight"], before["1.local.0.weight"])
+    tuned = clf.module_.backbone.state_dict()
+    assert tuned.keys() == before.keys()
+    assert not torch.equal(tuned[CONV_WEIGHT], before[CONV_WEIGHT])
     assert clf.loss_curve_[-1] < clf.loss_curve_[0]
     assert clf.score(X[:100], y[:100]) > 0.9  # fits the labelled set
     assert clf.score(X[200:], y[200:]) > 0.5
@@ -161,7 +166,7 @@ def test_frozen_encoder(digits, fitted):
     X, y = digits
     clf = FineTunedClassifier(fitted, encoder_lr=0, max_epochs=2, random_state=0)
     clf.fit(X[:64], y[:64])
-    frozen = clf.module_.backbone.encoder.state_dict()
+    frozen = clf.module_.backbone.state_dict()
     # Only batch-norm running statistics may move; no weight does.
     for name, value in encoder_state(fitted).items():
         if "running" not in name and "num_batches" not in name:
@@ -186,7 +191,7 @@ def test_finetune_bad_input(digits, fitted):
         FineTunedClassifier(MLPProbe()).fit(X[:10], y[:10])
     with pytest.raises(ValueError, match="head"):
         FineTunedClassifier(fitted, head="deep").fit(X[:10], y[:10])
-    with pytest.raises(ValueError, match="layer"):
+    with pytest.raises(ValueError, match="Unknown layer 'pixels'"):
         FineTunedClassifier(fitted, layer="pixels").fit(X[:10], y[:10])
 
 
@@ -221,8 +226,13 @@ def test_ndm_grows_with_dependence():
 
 
 def test_ndm_of_learned_representations(fitted, digits):
-    ndm = neural_dependency_measure(fitted.transform(digits[0]), max_epochs=5, random_state=0)
-    assert np.isfinite(ndm)
+    Z = fitted.transform(digits[0])
+    rng = np.random.default_rng(0)
+    independent = np.column_stack([rng.permutation(column) for column in Z.T])
+    # The local features of neighbouring locations share pixels: far from independent.
+    assert neural_dependency_measure(Z, max_epochs=5, random_state=0) > 0.3
+    # The same marginals, each column shuffled on its own: no dependence left.
+    assert abs(neural_dependency_measure(independent, max_epochs=5, random_state=0)) < 0.05
 
 
 def test_ndm_bad_input():
@@ -251,3 +261,27 @@ def test_mine_bad_input():
         mine(np.zeros((10, 2)), np.zeros((9, 2)))
     with pytest.raises(TypeError, match="estimator='mine'"):
         mine(np.zeros((10, 2)), np.zeros((10, 2)), estimator="dv")
+
+
+# -- the shared training loop -----------------------------------------------------
+
+
+def test_every_trained_measure_uses_the_shared_loop(monkeypatch, digits, fitted):
+    """Probes, fine-tuning, NDM and MINE all train through ``train_minibatches``."""
+    calls = []
+    shared = mi_estimation.train_minibatches
+
+    def spy(module, batch_loss, n_samples, **kwargs):
+        calls.append(type(module).__name__)
+        return shared(module, batch_loss, n_samples, **kwargs)
+
+    for module in (evaluation.probes, evaluation.dependency, mi_estimation):
+        assert module.train_minibatches is shared
+        monkeypatch.setattr(module, "train_minibatches", spy)
+    X, y = digits
+    Z = fitted.transform(X[:60])
+    MLPProbe(max_epochs=1, random_state=0).fit(Z, y[:60])
+    FineTunedClassifier(fitted, max_epochs=1, random_state=0).fit(X[:60], y[:60])
+    neural_dependency_measure(Z, max_epochs=1, random_state=0)
+    mine(X[:60], Z[:, :4], max_epochs=1, random_state=0)
+    assert calls == ["Sequential", "Sequential", "Sequential", "ConcatCritic"]

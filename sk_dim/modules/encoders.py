@@ -95,6 +95,26 @@ def select_layer(out: EncoderOutput, layer: str, pool_size: int) -> Tensor:
     raise ValueError(f"Unknown layer {layer!r}; expected one of ('local', 'conv', 'fc', 'y')")
 
 
+def encoder_features(
+    encoder: nn.Module, x: Tensor, layer: str, pool_size: int, layers: Sequence[str]
+) -> Tensor:  # (N, ...) -> (N, D)
+    """Features of one of ``layers`` computed by ``encoder`` (see :func:`select_layer`)."""
+    check_layer(layer, layers)
+    return select_layer(unpack(encoder(x)), layer, pool_size)
+
+
+class EncoderFeatures(nn.Module):
+    """An encoder alone, reading the features of its layers (no training parts)."""
+
+    def __init__(self, encoder: nn.Module, layers: Sequence[str]) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.layers = tuple(layers)
+
+    def features(self, x: Tensor, layer: str, pool_size: int) -> Tensor:  # (N, ...) -> (N, D)
+        return encoder_features(self.encoder, x, layer, pool_size, self.layers)
+
+
 class Standardize(nn.Module):
     """Scale raw inputs (uint8 pixels or floats) with statistics learned at fit.
 

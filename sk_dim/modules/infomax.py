@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import Tensor, nn
 
@@ -12,12 +14,13 @@ from ..losses import (
     prior_input,
     sample_prior,
 )
+from .base import SelfSupervisedModule
 from .critics import LOCAL_CRITICS, GlobalCritic
-from .encoders import unpack
+from .encoders import EncoderFeatures, encoder_features, unpack
 from .prior import PriorDiscriminator
 
 
-class DeepInfoMax(nn.Module):
+class DeepInfoMax(SelfSupervisedModule):
     """Encoder, critics and prior discriminator of Deep InfoMax.
 
     ``forward(x)`` returns the encoder's loss,
@@ -35,9 +38,7 @@ class DeepInfoMax(nn.Module):
     (``transform``) never augments.
     """
 
-    # Modules pickled before y was squashed for the prior read this class
-    # attribute: their discriminators were trained on raw y.
-    squash_prior = False
+    LAYERS = ("local", "conv", "fc", "y")
 
     def __init__(
         self,
@@ -77,8 +78,7 @@ class DeepInfoMax(nn.Module):
 
     def forward(self, x: Tensor, index: Tensor | None = None) -> dict[str, Tensor]:
         # index (the rows' positions in the training set) is unused: DIM has no memory bank.
-        # getattr: modules pickled before augmentation existed have no augment.
-        if self.training and getattr(self, "augment", None) is not None:
+        if self.training and self.augment is not None:
             return self._augmented_forward(x)
         out = unpack(self.encoder(x))
         return self._terms(out.y, [(out.local, out.y)])
@@ -119,16 +119,16 @@ class DeepInfoMax(nn.Module):
         bounds = [mi_bound(critic(local, y), self.mi_estimator) for local, y in pairs]
         return sum(bounds) / len(bounds)
 
-    def discriminator_step_loss(self, y: Tensor) -> Tensor:
-        """Loss of the prior discriminator on encoder outputs ``y`` (detached)."""
-        # float32 so that prior samples are not drawn in y's autocast precision.
-        y = prior_input(y.detach().float(), self.squash_prior)
+    def discriminator_step_loss(self, terms: dict[str, Tensor]) -> Tensor:
+        """Loss of the prior discriminator on the batch's encoder outputs ``terms["y"]``."""
+        # Detached, and float32 so that prior samples are not drawn in y's autocast precision.
+        y = prior_input(terms["y"].detach().float(), self.squash_prior)
         prior_samples = sample_prior(self.prior, y)
         return discriminator_loss(self.discriminator(prior_samples), self.discriminator(y))
 
-    def encoder_parameters(self):
-        """Parameters trained by the encoder's optimizer (all but the discriminator)."""
-        skip = (
-            set() if self.discriminator is None else set(map(id, self.discriminator.parameters()))
-        )
-        return [p for p in self.parameters() if id(p) not in skip]
+    def features(self, x: Tensor, layer: str, pool_size: int) -> Tensor:  # (N, ...) -> (N, D)
+        return encoder_features(self.encoder, x, layer, pool_size, self.LAYERS)
+
+    def inference_copy(self) -> EncoderFeatures:
+        # Only the encoder computes features: the critics and the discriminator stay behind.
+        return EncoderFeatures(copy.deepcopy(self.encoder), self.LAYERS)

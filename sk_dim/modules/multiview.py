@@ -18,6 +18,7 @@ feature extraction do not need it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import torch
@@ -26,7 +27,8 @@ from torch import Tensor, nn
 
 from ..losses import MultiviewContrast
 from ..views import color_views, random_resized_crop_flip
-from .encoders import EncoderOutput, unpack
+from .base import SelfSupervisedModule
+from .encoders import EncoderOutput, check_layer, select_layer, unpack
 
 # Crop area range (fraction of the image) of the training augmentation for image
 # views. CMC uses (0.2, 1) on ImageNet; small images (CIFAR, digits) lose too much
@@ -160,7 +162,7 @@ def check_view(out, v: int, n: int) -> Tensor:
     return out
 
 
-class MultiviewCoding(nn.Module):
+class MultiviewCoding(SelfSupervisedModule):
     """View maker, one encoder per view and the memory-bank contrast of CMC.
 
     ``forward(x, index)`` returns ``{"loss": total}`` plus one term per scoring
@@ -168,6 +170,9 @@ class MultiviewCoding(nn.Module):
     memory bank. ``index`` holds the rows' positions in the training set (their
     memory-bank rows).
     """
+
+    LAYERS = ("local", "conv", "fc", "embedding")
+    training_state_prefixes = ("contrast.",)
 
     def __init__(
         self,
@@ -216,6 +221,28 @@ class MultiviewCoding(nn.Module):
     def drop_contrast(self) -> None:
         """Remove the memory bank and NCE constants (training state only)."""
         self.contrast = None
+
+    def features(
+        self, x: Tensor, layer: str, pool_size: int, view: int | None = None
+    ) -> Tensor:  # (N, ...) -> (N, D): the views' features side by side, or one view's
+        check_layer(layer, self.LAYERS)
+        if view is not None and view >= self.n_views:
+            raise ValueError(f"view={view} is out of range: there are {self.n_views} views")
+        outputs = self.encode(x, None if view is None else [view])
+        if layer == "embedding":
+            return torch.cat([self.embedding(out) for out in outputs], dim=1)
+        return torch.cat([select_layer(out, layer, pool_size) for out in outputs], dim=1)
+
+    def set_gather(self, gather) -> None:
+        if self.contrast is not None:
+            self.contrast.gather_across_processes = gather
+
+    def inference_copy(self) -> MultiviewCoding:
+        contrast, self.contrast = self.contrast, None
+        try:
+            return copy.deepcopy(self)
+        finally:
+            self.contrast = contrast
 
     def compile_targets(self) -> list[nn.Module]:
         """The submodules ``compile=True`` compiles: the encoders.

@@ -1,0 +1,139 @@
+"""The one training loop of the small networks beside the estimators.
+
+The probes and fine-tuning of :mod:`sk_dim.evaluation`, its neural dependency
+measure and :func:`sk_dim.mi_estimation.mutual_information` all train a small
+torch network the same way: Adam over shuffled mini-batches of row indices
+drawn from a seeded generator, minimising a per-batch loss. The loop, its
+batches and the standardisation of their inputs live here, once. Only numpy
+and torch are imported (a leaf module, like :mod:`sk_dim._torch`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+# Columns whose standard deviation is at most this are constant: they are
+# centred, not scaled.
+CONSTANT_STD = 1e-12
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
+    """Shuffled row indices in batches; a trailing batch of one row is dropped.
+
+    Batch norm and in-batch negatives both need at least two rows. The
+    permutation is drawn from ``generator`` when the first batch is taken.
+    """
+    order = torch.randperm(n, generator=generator)
+    for start in range(0, n, batch_size):
+        index = order[start : start + batch_size]
+        if len(index) >= 2:
+            yield index
+
+
+def train_minibatches(
+    module: nn.Module,
+    batch_loss: Callable[[Tensor], Tensor],
+    n_samples: int,
+    *,
+    max_epochs: int,
+    batch_size: int,
+    lr: float,
+    generator: torch.Generator,
+    weight_decay: float = 0.0,
+    params: Iterable | None = None,
+) -> list[float]:
+    """Train ``module`` with Adam on shuffled mini-batches of ``n_samples`` rows.
+
+    Every epoch draws a new permutation from ``generator`` (see
+    :func:`batches`; ``batch_size`` is capped at ``n_samples``) and, for each
+    batch of row indices (a CPU ``LongTensor``), takes one Adam step on
+    ``batch_loss(index)``. ``batch_loss`` indexes its own data and may draw
+    from the same generator (negatives, shuffles) or keep state between
+    steps (MINE's moving average); the draws interleave with the
+    permutations in the order the loop calls it. The module is in training
+    mode during the loop and in eval mode after it.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network trained (its mode is switched).
+    batch_loss : callable
+        ``batch_loss(index) -> Tensor``: the scalar loss of the rows ``index``.
+    n_samples : int
+        Number of training rows.
+    max_epochs : int
+        Passes over the rows.
+    batch_size : int
+        Rows per batch.
+    lr : float
+        Adam learning rate (of the groups that set none).
+    generator : torch.Generator
+        Source of the batch order.
+    weight_decay : float, default=0.0
+        Adam's L2 penalty.
+    params : iterable of parameters or of parameter groups, default=None
+        What Adam trains; None means ``module.parameters()``.
+
+    Returns
+    -------
+    loss_curve : list of float
+        The mean loss of each epoch, weighted by batch size.
+    """
+    if n_samples < 2:
+        raise ValueError(f"Training needs at least 2 rows, got {n_samples}")
+    params = module.parameters() if params is None else params
+    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    size = min(batch_size, n_samples)
+    loss_curve = []
+    module.train()
+    for _ in range(max_epochs):
+        losses, sizes = [], []
+        for index in batches(n_samples, size, generator):
+            loss = batch_loss(index)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.detach())
+            sizes.append(len(index))
+        # One transfer per epoch, not one device sync per step.
+        total = 0.0
+        for value, count in zip(torch.stack(losses).tolist(), sizes, strict=True):
+            total += value * count
+        loss_curve.append(total / sum(sizes))
+    module.eval()
+    return loss_curve
+
+
+def standardization(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column mean and scale of ``train`` in float64; constant columns get scale 1."""
+    mean = train.mean(0, dtype=np.float64)
+    std = train.std(0, dtype=np.float64)
+    return mean, np.where(std > CONSTANT_STD, std, 1.0)
+
+
+def standardize(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Scale columns with the training part's :func:`standardization`, as float32."""
+    mean, scale = standardization(train)
+    return tuple(((a - mean) / scale).astype(np.float32) for a in (train, *others))
+
+
+def split_rows(n: int, test_size: float | int, rng: np.random.RandomState):
+    """Shuffled (train, test) row indices, each with at least 2 rows."""
+    if isinstance(test_size, Integral) and not isinstance(test_size, bool):
+        n_test = int(test_size)
+    elif isinstance(test_size, Real) and 0 < test_size < 1:
+        n_test = round(test_size * n)
+    else:
+        raise ValueError(f"test_size must be a float in (0, 1) or an int, got {test_size!r}")
+    if not 2 <= n_test <= n - 2:
+        raise ValueError(
+            f"test_size={test_size!r} leaves {n_test} of {n} samples for evaluation; "
+            "both the training and the held-out part need at least 2"
+        )
+    order = rng.permutation(n)
+    return order[n_test:], order[:n_test]

@@ -1,0 +1,130 @@
+"""The package's layers point one way (README, "Layout"), checked from the source.
+
+estimators (dim, cmc) -> shared estimator logic (_base) -> nets (the only skorch code)
+-> modules and views (torch) -> losses (pure torch); persistence, evaluation and
+datasets sit beside them and use public names only.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "sk_dim"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _resolve(module: str, is_package: bool, level: int, target: str | None) -> str:
+    base = module.split(".")
+    if not is_package:
+        base = base[:-1]
+    base = base[: len(base) - (level - 1)] if level > 1 else base
+    return ".".join(base + ([target] if target else []))
+
+
+def _imports() -> dict[str, set[tuple[str, str | None]]]:
+    """Every sk_dim module's imports anywhere in its file: (module, imported name or None)."""
+    graph = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = _module_name(path)
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {(alias.name, None) for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                source = (
+                    _resolve(name, path.name == "__init__.py", node.level, node.module)
+                    if node.level
+                    else node.module
+                )
+                found |= {(source, alias.name) for alias in node.names}
+        graph[name] = found
+    return graph
+
+
+GRAPH = _imports()
+
+
+def _internal_edges(module: str) -> set[str]:
+    edges = set()
+    for source, name in GRAPH[module]:
+        if not source.startswith("sk_dim"):
+            continue
+        # "from . import nets" imports a module, not a name.
+        edges.add(f"{source}.{name}" if f"{source}.{name}" in GRAPH else source)
+    return edges - {module}
+
+
+def test_the_import_graph_has_no_circle():
+    # Package __init__ files only re-export: an edge into a package means its __init__.
+    state: dict[str, int] = {}
+
+    def visit(module, trail):
+        if state.get(module) == 1:
+            cycle = trail[trail.index(module) :] + [module]
+            pytest.fail(f"import circle: {' -> '.join(cycle)}")
+        if state.get(module) == 2:
+            return
+        state[module] = 1
+        for target in _internal_edges(module):
+            # A submodule importing its own package's __init__ is not a layer edge.
+            if module.startswith(target + ".") and target in GRAPH:
+                continue
+            visit(target, trail + [module])
+        state[module] = 2
+
+    for module in GRAPH:
+        visit(module, [])
+
+
+LAYERS = {
+    # module prefix: what it may import from sk_dim
+    "sk_dim.losses": ("sk_dim.losses",),
+    "sk_dim.views": ("sk_dim.views",),
+    "sk_dim.modules": ("sk_dim.modules", "sk_dim.losses", "sk_dim.views"),
+    "sk_dim.nets": ("sk_dim._torch",),
+    "sk_dim.persistence": ("sk_dim._torch", "sk_dim._version"),
+    "sk_dim._version": (),
+    "sk_dim._torch": (),
+}
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_each_layer_imports_only_the_layers_below_it(layer):
+    allowed = LAYERS[layer]
+    for module in GRAPH:
+        if module != layer and not module.startswith(layer + "."):
+            continue
+        for target in _internal_edges(module):
+            assert target.startswith(allowed), f"{module} imports {target}"
+
+
+@pytest.mark.parametrize("library", ["skorch", "sklearn"])
+def test_torch_layers_import_neither_sklearn_nor_skorch(library):
+    torch_only = [
+        m for m in GRAPH if m.startswith(("sk_dim.losses", "sk_dim.modules", "sk_dim.views"))
+    ]
+    assert torch_only
+    for module in torch_only:
+        assert not any(source.startswith(library) for source, _ in GRAPH[module]), module
+
+
+def test_skorch_is_imported_by_nets_only():
+    users = {m for m in GRAPH if any(s.startswith("skorch") for s, _ in GRAPH[m])}
+    assert users == {"sk_dim.nets"}
+
+
+def test_no_module_imports_another_modules_private_names():
+    for module in GRAPH:
+        for source, name in GRAPH[module]:
+            if (
+                source.startswith("sk_dim")
+                and name
+                and name.startswith("_")
+                and name != "__version__"
+            ):
+                pytest.fail(f"{module} imports the private name {name} from {source}")
