@@ -351,7 +351,7 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
         Returns
         -------
-        data : torch.Tensor of shape (n_samples, *input_shape_)
+        data : torch.Tensor of shape (n_samples,) + ``input_shape_``
             The raw values (uint8 or float32; the network scales its inputs
             itself), sharing X's memory where possible.
         """
