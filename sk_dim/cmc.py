@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 from numbers import Integral, Real
 
 import numpy as np
@@ -14,26 +13,13 @@ from torch import nn
 from ._base import BaseSelfSupervised
 from .losses import GRAPHS, LOSS_KINDS, MemoryBank, MultiviewContrast
 from .modules.encoders import ENCODERS, build_encoder, unpack
-from .modules.multiview import (
-    CROP_SCALE,
-    CallableViews,
-    ColorViews,
-    ColumnViews,
-    CropViews,
-    MultiviewCoding,
-    check_view,
-)
-from .views import check_range
+from .modules.multiview import MultiviewCoding
+from .views import NAMED_VIEWS, check_range, check_view, make_view_maker, resolve_views
+from .views.makers import CROP_SCALE
 
 LAYERS = MultiviewCoding.LAYERS
-NAMED_VIEWS = ("auto", "lab", "ycbcr", "crops", "halves")
-COLOR_KINDS = ("lab", "ycbcr")
 # The paper splits one network's width between the views (two half AlexNets).
 VIEW_ENCODER_WIDTH = 0.5
-VIEWS_HELP = (
-    "Pass views='crops' (two augmented crops of each image), views='halves' (two "
-    "halves of the columns), a list of column lists, or a list of callables"
-)
 
 
 class CMCTransformer(BaseSelfSupervised):
@@ -468,83 +454,15 @@ class CMCTransformer(BaseSelfSupervised):
 
     def _check_params(self, input_shape, n_samples):
         check_range("crop_scale", self.crop_scale, 0.0, 1.0)
-        self.views_ = self._resolve_views(input_shape)
+        self.views_ = resolve_views(
+            self.views, input_shape, getattr(self, "feature_names_in_", None)
+        )
         self.n_views_ = 2 if isinstance(self.views_, str) else len(self.views_)
         if self.view is not None and self.view >= self.n_views_:
             raise ValueError(f"view={self.view} is out of range: there are {self.n_views_} views")
         # Capped quietly (documented): small data sets and grid-search folds
         # would otherwise warn on every fit.
         self.n_negatives_ = min(self.n_negatives, n_samples - 1)
-
-    def _resolve_views(self, input_shape):
-        is_image = len(input_shape) == 3
-        views = self.views
-        if isinstance(views, str):
-            if views == "auto" and is_image:
-                views = "lab" if input_shape[0] == 3 else "crops"
-            if views in COLOR_KINDS:
-                if not is_image or input_shape[0] != 3:
-                    got = f"images of shape {input_shape}" if is_image else "feature vectors"
-                    raise ValueError(
-                        f"views={views!r} needs RGB images (3 channels), got {got}. "
-                        f"{VIEWS_HELP}; set image_shape=(3, H, W) for flattened RGB images."
-                    )
-                return views
-            if views == "crops":
-                if not is_image:
-                    raise ValueError(
-                        "views='crops' needs images, got feature vectors; set "
-                        f"image_shape=(C, H, W). {VIEWS_HELP}."
-                    )
-                return views
-            n_features = int(np.prod(input_shape))
-            half = max(1, n_features // 2)
-            if n_features == 1:
-                return [[0], [0]]
-            return [list(range(half)), list(range(half, n_features))]
-        return self._resolve_view_list(list(views), int(np.prod(input_shape)))
-
-    def _resolve_view_list(self, views: list, n_features: int):
-        if len(views) < 2:
-            raise ValueError(f"views needs at least 2 views, got {len(views)}")
-        if all(callable(v) for v in views):
-            return views
-        if any(callable(v) for v in views):
-            raise ValueError("views mixes callables and column lists; use one kind")
-        names = getattr(self, "feature_names_in_", None)
-        lookup = {} if names is None else {str(n): i for i, n in enumerate(names)}
-        resolved = []
-        for v, cols in enumerate(views):
-            if isinstance(cols, str | Integral | np.integer):
-                cols = [cols]
-            cols = list(np.asarray(cols).ravel()) if not isinstance(cols, list) else cols
-            if not cols:
-                raise ValueError(f"view {v} of views has no columns")
-            positions = []
-            for col in cols:
-                if isinstance(col, str | np.str_):
-                    if names is None:
-                        raise ValueError(
-                            f"views names column {col!r}, but X has no column names; pass "
-                            "a DataFrame with string column names, or column positions"
-                        )
-                    if str(col) not in lookup:
-                        raise ValueError(f"views names column {col!r}, which is not in X")
-                    positions.append(lookup[str(col)])
-                elif isinstance(col, Integral | np.integer) and not isinstance(col, bool):
-                    if not -n_features <= col < n_features:
-                        raise ValueError(
-                            f"views: column index {col} of view {v} is out of range for "
-                            f"X with {n_features} features"
-                        )
-                    positions.append(int(col) % n_features)
-                else:
-                    raise ValueError(
-                        f"views must be a list of column lists (ints or names) or of "
-                        f"callables; view {v} holds {col!r}"
-                    )
-            resolved.append(positions)
-        return resolved
 
     def _build_module(self, X, input_shape):
         maker = self._view_maker(X, input_shape)
@@ -563,24 +481,14 @@ class CMCTransformer(BaseSelfSupervised):
         return MultiviewCoding(maker, encoders, contrast=None)
 
     def _view_maker(self, X, input_shape) -> nn.Module:
-        views = self.views_
-        if views in COLOR_KINDS:
-            low, high = float(X.min()), float(X.max())
-            if low < 0 or high > 255:
-                raise ValueError(
-                    f"views={views!r} needs RGB pixels in [0, 1] or [0, 255], got values in "
-                    f"[{low:g}, {high:g}]"
-                )
-            scale = 1.0 / 255 if X.dtype == np.uint8 or high > 1 else 1.0
-            return ColorViews(views, scale, augment=self.augment, crop_scale=self.crop_scale)
-        if views == "crops":
-            return CropViews(
-                *self._scaling(X), n_views=2, augment=self.augment, crop_scale=self.crop_scale
-            )
-        if callable(views[0]):
-            means, stds = _callable_view_stats(views, X, input_shape)
-            return CallableViews(views, means, stds)
-        return ColumnViews(*self._scaling(X, per_feature=True), views)
+        return make_view_maker(
+            self.views_,
+            X,
+            input_shape,
+            augment=self.augment,
+            crop_scale=self.crop_scale,
+            scaling=lambda per_feature: self._scaling(X, per_feature=per_feature),
+        )
 
     def _build_encoder(self, v, shape):
         encoder = self.encoder
@@ -609,30 +517,3 @@ def _output_dim(encoder: nn.Module, shape) -> int:
         out = unpack(encoder(torch.zeros(2, *shape)))
     encoder.train(was_training)
     return out.y.shape[1]
-
-
-@torch.no_grad()
-def _callable_view_stats(functions: Sequence, X: np.ndarray, input_shape, chunk: int = 1024):
-    """Per-channel (4-D views) or per-feature (2-D views) mean and std of each view on X."""
-    sums = [0.0] * len(functions)
-    squares = [0.0] * len(functions)
-    counts = [0] * len(functions)
-    shapes = [None] * len(functions)
-    for start in range(0, len(X), chunk):
-        x = torch.as_tensor(np.asarray(X[start : start + chunk], dtype=np.float32))
-        x = x.view(-1, *input_shape)
-        for v, fn in enumerate(functions):
-            out = check_view(fn(x), v, len(x)).double()
-            dims = (0, 2, 3) if out.dim() == 4 else (0,)
-            sums[v] = sums[v] + out.sum(dims)
-            squares[v] = squares[v] + (out * out).sum(dims)
-            counts[v] += out.numel() // out.shape[1]  # N (2-D) or N*H*W (4-D)
-            shapes[v] = (1, -1, 1, 1) if out.dim() == 4 else (1, -1)
-    means, stds = [], []
-    for s, q, n, shape in zip(sums, squares, counts, shapes, strict=True):
-        mean = s / n
-        std = (q / n - mean * mean).clamp(min=0).sqrt()
-        std = torch.where(std > 1e-8 * max(1.0, mean.abs().max().item()), std, 1.0)
-        means.append(mean.view(shape))
-        stds.append(std.view(shape))
-    return means, stds

@@ -10,7 +10,6 @@ from torch import nn
 
 from ._base import BaseSelfSupervised
 from .losses import BOUNDS, PRIORS
-from .modules.augment import ImageAugment
 from .modules.critics import LOCAL_CRITICS
 from .modules.encoders import (
     ENCODERS,
@@ -18,6 +17,7 @@ from .modules.encoders import (
     build_encoder,
 )
 from .modules.infomax import DeepInfoMax
+from .views import ImageAugment
 
 LAYERS = DeepInfoMax.LAYERS
 

@@ -6,6 +6,7 @@ datasets sit beside them and use public names only.
 """
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,22 @@ def test_no_module_imports_another_modules_private_names():
                 and name != "__version__"
             ):
                 pytest.fail(f"{module} imports the private name {name} from {source}")
+
+
+def test_the_readme_layout_names_only_files_that_exist():
+    readme = (PACKAGE.parent / "README.md").read_text()
+    layout = readme.split("## Layout\n", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([\w/]+(?:\.py|/))`", layout))
+    folders = {name for name in named if name.endswith("/") and name.count("/") == 1}
+    assert {"losses/", "modules/", "views/"} <= folders
+    for name in named:
+        if name.startswith(("tests", "examples", "benchmarks", "docs")):
+            assert (PACKAGE.parent / name).exists(), name
+            continue
+        # A bare file name is in sk_dim or in one of the folders the layout names.
+        places = [PACKAGE, PACKAGE.parent] + [PACKAGE / folder for folder in folders]
+        candidates = [place / name for place in places]
+        assert any(path.exists() for path in candidates), f"README names {name}, not found"
+    for path in PACKAGE.rglob("*.py"):
+        if path.name != "__init__.py" and not path.name.startswith("_"):
+            assert path.name in layout, f"README's layout does not mention {path.name}"

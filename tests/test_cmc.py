@@ -17,7 +17,8 @@ from torch import nn
 from sk_dim import CMCTransformer
 from sk_dim.losses import MemoryBank, MultiviewContrast
 from sk_dim.modules.encoders import MLPEncoder
-from sk_dim.modules.multiview import ColorViews, ColumnViews, CropViews, MultiviewCoding
+from sk_dim.modules.multiview import MultiviewCoding
+from sk_dim.views import ColorViews, ColumnViews, CropViews
 
 FAST = dict(n_components=16, max_epochs=2, batch_size=32, random_state=0)
 

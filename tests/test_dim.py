@@ -14,9 +14,9 @@ from torch import nn
 
 from sk_dim import DeepInfoMaxTransformer
 from sk_dim.losses import discriminator_loss, encoder_prior_loss, mi_bound
-from sk_dim.modules.augment import ImageAugment
 from sk_dim.modules.encoders import ConvEncoder, PaperEncoder32, unpack
 from sk_dim.modules.infomax import DeepInfoMax
+from sk_dim.views import ImageAugment
 
 FAST = dict(max_epochs=2, batch_size=32, random_state=0)
 

@@ -12,7 +12,7 @@ from sk_dim.losses import (
     MultiviewContrast,
     NCELoss,
     contrast_scores,
-    estimate_z,
+    estimate_log_z,
     nce_loss,
     softmax_loss,
     view_pairs,
@@ -87,10 +87,16 @@ def test_contrast_scores_are_dot_products_over_temperature():
 # ------------------------------------------------------------------ normalising constant
 
 
-def test_estimate_z_hand_computation():
+def test_estimate_log_z_hand_computation():
+    # Z = mean(exp(logits)) * N, as NCEAverage's ``Z = out.mean() * nLem``.
     logits = torch.tensor([[0.0, 1.0], [2.0, -1.0]])
     expected = (1 + math.e + math.e**2 + math.exp(-1)) / 4 * 10
-    assert estimate_z(logits, 10) == pytest.approx(expected, rel=1e-6)
+    assert estimate_log_z(logits, 10).exp().item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_estimate_log_z_does_not_overflow_where_exp_would():
+    logits = torch.tensor([[800.0, 800.0]])  # exp(800) overflows float32 and float64
+    assert estimate_log_z(logits, 10).item() == pytest.approx(800 + math.log(10), rel=1e-6)
 
 
 def test_nce_loss_module_fixes_z_on_first_batch():
@@ -98,7 +104,7 @@ def test_nce_loss_module_fixes_z_on_first_batch():
     assert not crit.is_estimated and math.isnan(crit.z)
     first = torch.randn(4, 3, generator=torch.Generator().manual_seed(5))
     loss = crit(first)
-    z = estimate_z(first, 20)
+    z = estimate_log_z(first, 20).exp().item()
     assert crit.z == pytest.approx(z, rel=1e-6)
     assert loss.item() == pytest.approx(_reference_nce(first.double().numpy(), 20, z), rel=1e-5)
 

@@ -9,7 +9,6 @@ import torch
 from sk_dim.views import (
     COLOR_VIEW_KINDS,
     color_views,
-    random_crop_flip,
     random_resized_crop_flip,
     rgb_to_lab,
     rgb_to_ycbcr,
@@ -250,31 +249,6 @@ def test_resized_crop_empty_batch():
     assert out.shape == (0, 3, 4, 4)
 
 
-def test_random_crop_flip_identity_and_mirror():
-    x = torch.rand(4, 3, 6, 7, generator=_gen(10))
-    torch.testing.assert_close(random_crop_flip(x, 0, flip_p=0.0), x, rtol=0, atol=0)
-    torch.testing.assert_close(random_crop_flip(x, 0, flip_p=1.0), x.flip(-1), rtol=0, atol=0)
-
-
-def test_random_crop_flip_is_shifted_window():
-    p = 2
-    x = torch.rand(16, 2, 5, 6, generator=_gen(11))
-    out = random_crop_flip(x, p, generator=_gen(5))
-    assert out.shape == x.shape
-    padded = torch.nn.functional.pad(x, (p,) * 4)
-    for i in range(len(x)):
-        candidates = [
-            win.flip(-1) if f else win
-            for dy in range(2 * p + 1)
-            for dx in range(2 * p + 1)
-            for win in [padded[i, :, dy : dy + 5, dx : dx + 6]]
-            for f in (False, True)
-        ]
-        assert any(torch.equal(out[i], cand) for cand in candidates)
-    a = random_crop_flip(x, p, generator=_gen(6))
-    torch.testing.assert_close(a, random_crop_flip(x, p, generator=_gen(6)), rtol=0, atol=0)
-
-
 # ------------------------------------------------------------------ bad inputs
 
 
@@ -311,9 +285,3 @@ def test_resized_crop_rejects_bad_arguments(kwargs):
 def test_augmentations_reject_bad_shapes():
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         random_resized_crop_flip(torch.rand(3, 8, 8), 4)
-    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
-        random_crop_flip(torch.rand(3, 8, 8), 2)
-    with pytest.raises(ValueError):
-        random_crop_flip(torch.rand(1, 3, 8, 8), -1)
-    with pytest.raises(ValueError):
-        random_crop_flip(torch.rand(1, 3, 8, 8), 1, padding_mode="wrap")

@@ -3,23 +3,15 @@
 - :mod:`~sk_dim.losses.mi_bounds`: the JSD, DV and InfoNCE bounds on a critic's scores
   (Deep InfoMax's global and local terms, and :mod:`sk_dim.mi_estimation`).
 - :mod:`~sk_dim.losses.prior`: adversarial prior matching (Deep InfoMax's ``gamma`` term).
-- :mod:`~sk_dim.losses.nce`: CMC's memory bank and NCE / softmax contrastive losses.
+- :mod:`~sk_dim.losses.memory_bank`: CMC's memory bank of per-sample embeddings.
+- :mod:`~sk_dim.losses.nce`: CMC's NCE and softmax (InfoNCE) losses on bank scores.
+- :mod:`~sk_dim.losses.contrast`: CMC's multi-view contrast ("core" and "full" graphs).
 """
 
+from .contrast import GRAPHS, MultiviewContrast, view_pairs
+from .memory_bank import MemoryBank
 from .mi_bounds import BOUNDS, dv_bound, infonce_bound, jsd_bound, mi_bound
-from .nce import (
-    GRAPHS,
-    LOSS_KINDS,
-    MemoryBank,
-    MultiviewContrast,
-    NCELoss,
-    contrast_scores,
-    estimate_log_z,
-    estimate_z,
-    nce_loss,
-    softmax_loss,
-    view_pairs,
-)
+from .nce import LOSS_KINDS, NCELoss, contrast_scores, estimate_log_z, nce_loss, softmax_loss
 from .prior import PRIORS, discriminator_loss, encoder_prior_loss, prior_input, sample_prior
 
 __all__ = [
@@ -35,7 +27,6 @@ __all__ = [
     "dv_bound",
     "encoder_prior_loss",
     "estimate_log_z",
-    "estimate_z",
     "infonce_bound",
     "jsd_bound",
     "mi_bound",

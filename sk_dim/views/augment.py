@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..views import random_resized_crop_flip
+from .crops import random_resized_crop_flip
 
 # Crop area range (fraction of the image). AMDIM crops (0.3, 1) of 64x64 and
 # 128x128 images; 32x32 images lose too much below that.

@@ -1,0 +1,202 @@
+"""View makers: torch modules that turn a batch of raw inputs into CMC's views.
+
+A view maker takes the batch ``(N, *input_shape)`` as the estimator stores it
+(uint8 or float) and returns a list of V view tensors, each ``(N, F_v)`` or
+``(N, C_v, H, W)``, doing pixel scaling, standardisation, colour conversion and
+(in training mode only) augmentation batched on the input's device. Their
+scaling statistics are buffers measured on the training data, so a fitted
+maker is self-contained. :func:`make_view_maker` picks and fits the maker for
+a ``views`` value resolved by :func:`sk_dim.views.resolve_views`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .color import COLOR_VIEW_KINDS, color_views
+from .crops import random_resized_crop_flip
+
+# Crop area range (fraction of the image) of the training augmentation for image
+# views. CMC uses (0.2, 1) on ImageNet; small images (CIFAR, digits) lose too much
+# there, and on 32x32 CIFAR-10 (0.6, 1) learned better features than (0.3, 1).
+CROP_SCALE = (0.6, 1.0)
+
+
+def _augment(x: Tensor, crop_scale: tuple[float, float]) -> Tensor:
+    """Random resized crop (back to the input size) and horizontal flip, per sample."""
+    return random_resized_crop_flip(x, tuple(x.shape[-2:]), scale=crop_scale)
+
+
+class ColorViews(nn.Module):
+    """RGB images -> ``[luma (N, 1, H, W), chroma (N, 2, H, W)]`` (Lab or YCbCr).
+
+    Raw values are multiplied by the ``scale`` buffer (1/255 for 0..255 pixels,
+    learned at fit) to reach ``[0, 1]``. In training mode each image gets one
+    random resized crop and flip, shared by both views (as in CMC's code, the
+    crop is taken before the colour split).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        scale: float,
+        *,
+        augment: bool = True,
+        crop_scale: tuple[float, float] = CROP_SCALE,
+    ) -> None:
+        super().__init__()
+        self.kind = kind
+        self.augment = augment
+        self.crop_scale = tuple(crop_scale)
+        self.register_buffer("scale", torch.tensor(float(scale)))
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        rgb = (x.float() * self.scale).clamp_(0.0, 1.0)  # (N, 3, H, W)
+        if self.training and self.augment:
+            rgb = _augment(rgb, self.crop_scale)
+        return color_views(rgb, self.kind)
+
+
+class CropViews(nn.Module):
+    """``n_views`` copies of the standardised image, each independently augmented.
+
+    In training mode every copy gets its own random resized crop and flip, so the
+    views are two looks at the same image; in eval mode all copies are the image.
+    """
+
+    def __init__(
+        self,
+        mean: Tensor,
+        std: Tensor,
+        n_views: int = 2,
+        *,
+        augment: bool = True,
+        crop_scale: tuple[float, float] = CROP_SCALE,
+    ) -> None:
+        super().__init__()
+        self.n_views = int(n_views)
+        self.augment = augment
+        self.crop_scale = tuple(crop_scale)
+        self.register_buffer("mean", mean.float())
+        self.register_buffer("std", std.float())
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        z = (x.float() - self.mean) / self.std  # (N, C, H, W)
+        if self.training and self.augment:
+            return [_augment(z, self.crop_scale) for _ in range(self.n_views)]
+        return [z] * self.n_views
+
+
+class ColumnViews(nn.Module):
+    """Groups of columns of the standardised, flattened input: ``[(N, F_v)]``."""
+
+    def __init__(self, mean: Tensor, std: Tensor, columns: Sequence[Sequence[int]]) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean.float().reshape(1, -1))
+        self.register_buffer("std", std.float().reshape(1, -1))
+        self.n_views = len(columns)
+        for v, cols in enumerate(columns):
+            self.register_buffer(f"columns{v}", torch.as_tensor(list(cols), dtype=torch.long))
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        z = (x.float().flatten(1) - self.mean) / self.std  # (N, F)
+        return [z[:, getattr(self, f"columns{v}")] for v in range(self.n_views)]
+
+
+class CallableViews(nn.Module):
+    """User functions ``fn(x float (N, *input_shape)) -> view tensor``, each standardised.
+
+    Each view's output is standardised with a mean and std (per channel for 4-D
+    views, per feature for 2-D views) measured on the training data at fit.
+    """
+
+    def __init__(
+        self,
+        functions: Sequence[Callable[[Tensor], Tensor]],
+        means: Sequence[Tensor],
+        stds: Sequence[Tensor],
+    ) -> None:
+        super().__init__()
+        self.functions = list(functions)
+        for v, (mean, std) in enumerate(zip(means, stds, strict=True)):
+            self.register_buffer(f"mean{v}", mean.float())
+            self.register_buffer(f"std{v}", std.float())
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        x = x.float()
+        return [
+            (fn(x).float() - getattr(self, f"mean{v}")) / getattr(self, f"std{v}")
+            for v, fn in enumerate(self.functions)
+        ]
+
+
+def check_view(out, v: int, n: int) -> Tensor:
+    """Raise a clear error unless a view maker's output ``out`` is (n, F) or (n, C, H, W)."""
+    if not isinstance(out, Tensor):
+        raise TypeError(f"view {v} must be a torch.Tensor, got {type(out).__name__}")
+    if out.dim() not in (2, 4) or out.shape[0] != n or out[0].numel() == 0:
+        raise ValueError(
+            f"view {v} must have shape (N, F) or (N, C, H, W) with N={n}, got {tuple(out.shape)}"
+        )
+    return out
+
+
+@torch.no_grad()
+def callable_view_stats(functions: Sequence, X: np.ndarray, input_shape, chunk: int = 1024):
+    """Per-channel (4-D views) or per-feature (2-D views) mean and std of each view on X."""
+    sums = [0.0] * len(functions)
+    squares = [0.0] * len(functions)
+    counts = [0] * len(functions)
+    shapes = [None] * len(functions)
+    for start in range(0, len(X), chunk):
+        x = torch.as_tensor(np.asarray(X[start : start + chunk], dtype=np.float32))
+        x = x.view(-1, *input_shape)
+        for v, fn in enumerate(functions):
+            out = check_view(fn(x), v, len(x)).double()
+            dims = (0, 2, 3) if out.dim() == 4 else (0,)
+            sums[v] = sums[v] + out.sum(dims)
+            squares[v] = squares[v] + (out * out).sum(dims)
+            counts[v] += out.numel() // out.shape[1]  # N (2-D) or N*H*W (4-D)
+            shapes[v] = (1, -1, 1, 1) if out.dim() == 4 else (1, -1)
+    means, stds = [], []
+    for s, q, n, shape in zip(sums, squares, counts, shapes, strict=True):
+        mean = s / n
+        std = (q / n - mean * mean).clamp(min=0).sqrt()
+        std = torch.where(std > 1e-8 * max(1.0, mean.abs().max().item()), std, 1.0)
+        means.append(mean.view(shape))
+        stds.append(std.view(shape))
+    return means, stds
+
+
+def make_view_maker(
+    views: str | list,
+    X: np.ndarray,
+    input_shape: tuple[int, ...],
+    *,
+    augment: bool,
+    crop_scale: tuple[float, float],
+    scaling: Callable[[bool], tuple[Tensor, Tensor]],
+) -> nn.Module:
+    """The view maker for resolved ``views``, with its statistics measured on X.
+
+    ``scaling(per_feature)`` returns the mean and std of X per channel (images)
+    or per feature, shaped to broadcast against a batch.
+    """
+    if views in COLOR_VIEW_KINDS:
+        low, high = float(X.min()), float(X.max())
+        if low < 0 or high > 255:
+            raise ValueError(
+                f"views={views!r} needs RGB pixels in [0, 1] or [0, 255], got values in "
+                f"[{low:g}, {high:g}]"
+            )
+        scale = 1.0 / 255 if X.dtype == np.uint8 or high > 1 else 1.0
+        return ColorViews(views, scale, augment=augment, crop_scale=crop_scale)
+    if views == "crops":
+        return CropViews(*scaling(False), n_views=2, augment=augment, crop_scale=crop_scale)
+    if callable(views[0]):
+        return CallableViews(views, *callable_view_stats(views, X, input_shape))
+    return ColumnViews(*scaling(True), views)
