@@ -103,4 +103,8 @@ plt.show()
 # %%
 # On 2 CPU cores, ``benchmarks/halving.py`` (360 digits, 3 folds, up to 27
 # epochs) measured the exhaustive search against the halving one; its table is
-# in ``benchmarks/results/halving.md`` and in :doc:`/scaling`.
+# in ``benchmarks/results/halving.md`` and in :doc:`/scaling`. Halving was 6.1x
+# faster there and picked the same candidate. Short fits rank this grid only
+# roughly, though: ``gamma > 0`` does well early and its ``y`` features degrade
+# with longer training, and with ``mi_estimator="jsd"`` halving's pick was 17.5
+# points below the best.

@@ -36,7 +36,13 @@ torch.set_num_threads(1)
 X, _ = load_digits(return_X_y=True)
 
 dim = DeepInfoMaxTransformer(
-    alpha=0.5, beta=1.0, gamma=0.1, max_epochs=8, device="cpu", random_state=0
+    alpha=0.5,
+    beta=1.0,
+    gamma=0.1,
+    mi_estimator="jsd",
+    max_epochs=8,
+    device="cpu",
+    random_state=0,
 )
 dim.fit(X[:600])
 history = dim.history_

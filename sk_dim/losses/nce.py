@@ -83,7 +83,8 @@ def estimate_log_z(logits: torch.Tensor, n_samples: int) -> torch.Tensor:
     """log Z with Z = mean(exp(logits)) * N, as a 0-d float32 tensor without gradient.
 
     The paper's code takes this Monte-Carlo estimate of the partition function
-    sum_n exp(s_n) from the first batch; working with logsumexp avoids overflowing exp.
+    sum_n exp(s_n) from the first batch (``Z = out.mean() * nLem`` in NCEAverage);
+    working with logsumexp avoids overflowing exp.
 
     Parameters
     ----------

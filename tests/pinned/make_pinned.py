@@ -37,14 +37,16 @@ def colour_images(n=96, side=16):
 
 def dim_cases(X):
     return {
-        "dim_jsd": DeepInfoMaxTransformer(n_components=8, **FAST),
+        "dim_jsd": DeepInfoMaxTransformer(n_components=8, mi_estimator="jsd", **FAST),
         "dim_infonce_concat": DeepInfoMaxTransformer(
             n_components=8, mi_estimator="infonce", local_critic="concat", layer="y", **FAST
         ),
         "dim_dv_gaussian_augment": DeepInfoMaxTransformer(
             n_components=8, mi_estimator="dv", prior="gaussian", augment=True, layer="fc", **FAST
         ),
-        "dim_mlp": DeepInfoMaxTransformer(n_components=8, encoder="mlp", gamma=0.5, **FAST),
+        "dim_mlp": DeepInfoMaxTransformer(
+            n_components=8, encoder="mlp", mi_estimator="jsd", gamma=0.5, **FAST
+        ),
     }
 
 
@@ -79,7 +81,7 @@ def outputs() -> dict[str, np.ndarray]:
     partial = CMCTransformer(n_components=8, n_negatives=16, **FAST)
     partial.partial_fit(C[:48]).partial_fit(C[48:])
     out["cmc_partial_fit"] = partial.transform(C)
-    dim = DeepInfoMaxTransformer(n_components=8, **FAST).fit(X)
+    dim = DeepInfoMaxTransformer(n_components=8, mi_estimator="jsd", **FAST).fit(X)
     Z = dim.transform(X)
     out["ndm"] = np.asarray(neural_dependency_measure(Z, max_epochs=3, random_state=0))
     out["mine"] = np.asarray(mine(X, Z, max_epochs=3, random_state=0))
