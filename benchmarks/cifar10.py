@@ -20,12 +20,12 @@ them, scored on the first ``--n-test`` test images. Rows:
   ``benchmarks/coates.py``: 6x6 whitened patches, ``--k`` centroids, triangle
   code, quadrant sum-pooling (``4 * K`` features);
 - CMC: ``CMCTransformer`` with Lab views (an L and an ab encoder) and the loss of
-  ``--loss``, probed at its default layer and at the embedding;
+  ``--loss``, probed at its default layer, at ``"blocks"`` and at the embedding;
 - DIM: with ``--dim L`` (the default regime), DIM(L),
   ``DeepInfoMaxTransformer(alpha=0, beta=1, gamma=0.1)`` on the L channel alone
   (the single-view baseline of the CMC paper), 1/6 of CMC's epochs; with ``--dim
   defaults``, ``DeepInfoMaxTransformer`` at its default parameters on the RGB
-  images. Probed at its default layer and at y;
+  images. Probed at its default layer, at ``"blocks"`` and at y;
 - the same two networks with random weights (see ``_protocol.py``).
 
 Regimes:
@@ -103,8 +103,13 @@ def networks(args):
         dim = DeepInfoMaxTransformer(**dim_epochs, **common)
         dim_images = None
     return {
-        "cmc": ("CMC (L/ab)", cmc, None, ("embedding",)),
-        "dim": ("DIM(L)" if args.dim == "L" else "DIM (defaults)", dim, dim_images, ("y",)),
+        "cmc": ("CMC (L/ab)", cmc, None, ("blocks", "embedding")),
+        "dim": (
+            "DIM(L)" if args.dim == "L" else "DIM (defaults)",
+            dim,
+            dim_images,
+            ("blocks", "y"),
+        ),
     }
 
 

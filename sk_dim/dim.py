@@ -88,12 +88,20 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         Shape of one image when X is 2-D. ``"auto"`` recognises square
         grayscale or RGB images at least 8 pixels wide (and takes the shape
         of 3-D or 4-D arrays); None treats X as feature vectors.
-    layer : {"local", "conv", "fc", "y"}, default="local"
+    layer : {"local", "blocks", "conv", "fc", "y"}, default="local"
         Features returned by ``transform``:
 
         - ``"local"``: the local feature map M (128 x 8 x 8 at 32x32)
           average-pooled to a ``pool_size`` x ``pool_size`` grid (128 * 16 =
           2048 features with the built-in image encoders at the default);
+        - ``"blocks"``: every convolutional block's output (64, 128 and 256
+          channels with ``"conv"``), each average-pooled to at most
+          ``pool_size`` x ``pool_size`` and concatenated, lowest first:
+          (64 + 128 + 256) * 16 = 7168 features at 32x32 and on 8x8 digits.
+          A linear probe reads low-level and high-level features together:
+          1.5 points above ``"local"`` on 5,000 CIFAR-10 images (2.4 for
+          CMC). An encoder module that returns no ``EncoderOutput.blocks``
+          gives its local map and last convolutional layer;
         - ``"conv"``: the last convolutional layer, flattened, as in the
           paper (256 x 4 x 4 = 4096 at 32x32 and on 8x8 digits, 256 x 3 x 3
           at 28x28); only for encoders that return it (the built-in
@@ -106,7 +114,8 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         lower layer as the default; ``"local"`` is as low and half as wide
         as ``"conv"`` at 32x32.
     pool_size : int, default=4
-        Side of the grid the local map is pooled to for ``layer="local"``.
+        Side of the grid the local map is pooled to for ``layer="local"``
+        (and each block's map for ``layer="blocks"``).
     max_epochs : int, default=12
         Number of passes over the training data.
     batch_size : int, default=64

@@ -260,6 +260,8 @@ def test_same_seed_same_output(digits, fitted):
     [
         ("local", None, 2 * 1024, 2 * 512),
         ("conv", None, 2 * 2048, None),  # 128 x 4 x 4 per view; no conv layer in an MLP
+        # (32 + 64 + 128) x 4 x 4 per view; an MLP's only map is its first hidden layer
+        ("blocks", None, 2 * 3584, 2 * 512),
         ("fc", None, 2 * 512, 2 * 512),
         ("embedding", None, 2 * 16, 2 * 16),
         ("local", 1, 1024, 512),
@@ -297,7 +299,9 @@ def test_conv_layer_is_the_last_convolution(fitted, digits):
 
 @pytest.mark.parametrize("layer", ["y", "bogus"])
 def test_unknown_layer_after_fit_names_the_valid_ones(fitted, digits, layer):
-    with pytest.raises(ValueError, match=r"Unknown layer .*'local', 'conv', 'fc', 'embedding'"):
+    with pytest.raises(
+        ValueError, match=r"Unknown layer .*'local', 'blocks', 'conv', 'fc', 'embedding'"
+    ):
         copy.deepcopy(fitted).set_params(layer=layer).transform(digits[0][:4])
 
 

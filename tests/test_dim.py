@@ -105,7 +105,9 @@ def test_each_player_improves_its_own_objective(fitted, digits):
 
 
 @pytest.mark.parametrize(
-    ("layer", "width"), [("local", 2048), ("conv", 4096), ("fc", 1024), ("y", 16)]
+    ("layer", "width"),
+    # blocks: (64 + 128 + 256) channels x 4 x 4, the two convolutional blocks and the last conv
+    [("local", 2048), ("blocks", 7168), ("conv", 4096), ("fc", 1024), ("y", 16)],
 )
 def test_layer_widths(digits, layer, width):
     dim = DeepInfoMaxTransformer(n_components=16, layer=layer, **{**FAST, "max_epochs": 1})
@@ -119,10 +121,13 @@ def test_layers_are_what_their_names_say(fitted, digits):
     network = fitted.net_.module_.encoder.eval()
     standardize, encoder = network
     with torch.no_grad():
-        local = encoder.local(standardize(x))  # (4, 128, 8, 8)
+        first = encoder.local[:3](standardize(x))  # (4, 64, 8, 8): conv, batch norm, ReLU
+        local = encoder.local[3:](first)  # (4, 128, 8, 8)
         conv = encoder.top(local)  # (4, 256, 4, 4): the paper's last conv layer
+        pooled = [torch.nn.functional.avg_pool2d(m, 2).flatten(1) for m in (first, local)]
         expected = {
-            "local": torch.nn.functional.avg_pool2d(local, 2).flatten(1),  # to 4x4
+            "local": pooled[1],  # to 4x4
+            "blocks": torch.cat([*pooled, conv.flatten(1)], dim=1),
             "conv": conv.flatten(1),
             "fc": encoder.fc(conv.flatten(1)),
         }
@@ -134,7 +139,7 @@ def test_layers_are_what_their_names_say(fitted, digits):
 @pytest.mark.parametrize("layer", ["bogus", "embedding", "pixels"])
 def test_unknown_layer_after_fit_names_the_valid_ones(fitted, digits, layer):
     dim = pickle.loads(pickle.dumps(fitted)).set_params(layer=layer)
-    with pytest.raises(ValueError, match=r"Unknown layer .*'local', 'conv', 'fc', 'y'"):
+    with pytest.raises(ValueError, match=r"Unknown layer .*'local', 'blocks', 'conv', 'fc', 'y'"):
         dim.transform(digits[0][:4])
 
 
@@ -231,6 +236,14 @@ def test_user_encoder_with_a_conv_layer(digits):
     dim = DeepInfoMaxTransformer(encoder=FourOutputEncoder(), layer="conv", **FAST)
     assert dim.fit_transform(digits[0]).shape == (300, 32)
     assert dim.set_params(layer="local").transform(digits[0]).shape == (300, 8 * 16)
+    # Without an EncoderOutput naming its blocks, "blocks" pools local and conv.
+    blocks = dim.set_params(layer="blocks").transform(digits[0])
+    np.testing.assert_array_equal(
+        blocks[:, : 8 * 16], dim.set_params(layer="local").transform(digits[0])
+    )
+    np.testing.assert_array_equal(
+        blocks[:, 8 * 16 :], dim.set_params(layer="conv").transform(digits[0])
+    )
 
 
 @pytest.mark.parametrize("dump", ["joblib", "pickle"])

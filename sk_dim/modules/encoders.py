@@ -3,11 +3,13 @@
 The contract every encoder follows (built-in or a user's ``nn.Module``)::
 
     forward(x: Tensor (N, C, H, W) or (N, F))
-        -> (local, y), (local, fc, y) or (local, conv, fc, y)
+        -> (local, y), (local, fc, y), (local, conv, fc, y) or an EncoderOutput
         local: (N, C_local, H_local, W_local)   feature map "M" of the DIM paper
         conv:  (N, C_conv, H_conv, W_conv)       optional last convolutional layer
         fc:    (N, D_fc)                          optional last hidden layer
         y:     (N, n_components)                  global representation
+        blocks: every convolutional block's output, lowest first (EncoderOutput
+                only; by default local and conv)
 
 Inputs arrive standardised (see :class:`Standardize`), as float32.
 """
@@ -31,8 +33,15 @@ class EncoderOutput(NamedTuple):
     local: Tensor  # (N, C_local, H_local, W_local)
     fc: Tensor | None  # (N, D_fc)
     y: Tensor  # (N, n_components)
-    # Last field, with a default, so that EncoderOutput(local, fc, y) still works.
+    # Last fields, with defaults, so that EncoderOutput(local, fc, y) still works.
     conv: Tensor | None = None  # (N, C_conv, H_conv, W_conv)
+    blocks: tuple[Tensor, ...] | None = None  # each (N, C_b, H_b, W_b), lowest first
+
+    def feature_maps(self) -> tuple[Tensor, ...]:
+        """Every convolutional block's output, lowest first (layer "blocks")."""
+        if self.blocks is not None:
+            return self.blocks
+        return (self.local,) if self.conv is None else (self.local, self.conv)
 
 
 def unpack(out) -> EncoderOutput:
@@ -67,12 +76,15 @@ def check_layer(layer: str, layers: Sequence[str]) -> None:
 
 
 def select_layer(out: EncoderOutput, layer: str, pool_size: int) -> Tensor:
-    """Features of one ``layer`` ("local", "conv", "fc" or "y") as (N, D) rows.
+    """Features of one ``layer`` ("local", "blocks", "conv", "fc" or "y") as (N, D) rows.
 
     "local" average-pools the local map M to at most ``pool_size`` x
     ``pool_size``, so its width is ``C_local * min(pool_size, H)
-    * min(pool_size, W)`` whatever the input size. "conv" is the last
-    convolutional layer, flattened (the DIM paper's "conv" features).
+    * min(pool_size, W)`` whatever the input size. "blocks" pools every
+    convolutional block's output the same way and concatenates them, lowest
+    first: a linear probe then sees edges and colours as well as parts.
+    "conv" is the last convolutional layer, flattened (the DIM paper's
+    "conv" features).
     """
     if layer == "y":
         return out.y
@@ -89,10 +101,19 @@ def select_layer(out: EncoderOutput, layer: str, pool_size: int) -> Tensor:
             )
         return out.conv.flatten(1)
     if layer == "local":
-        height, width = out.local.shape[2:]
-        grid = (min(pool_size, height), min(pool_size, width))
-        return F.adaptive_avg_pool2d(out.local, grid).flatten(1)
-    raise ValueError(f"Unknown layer {layer!r}; expected one of ('local', 'conv', 'fc', 'y')")
+        return pool_map(out.local, pool_size)
+    if layer == "blocks":
+        return torch.cat([pool_map(m, pool_size) for m in out.feature_maps()], dim=1)
+    raise ValueError(
+        f"Unknown layer {layer!r}; expected one of ('local', 'blocks', 'conv', 'fc', 'y')"
+    )
+
+
+def pool_map(feature_map: Tensor, pool_size: int) -> Tensor:  # (N, C, H, W) -> (N, C * h * w)
+    """Average-pool a map to at most ``pool_size`` x ``pool_size`` and flatten it."""
+    height, width = feature_map.shape[2:]
+    grid = (min(pool_size, height), min(pool_size, width))
+    return F.adaptive_avg_pool2d(feature_map, grid).flatten(1)
 
 
 def encoder_features(
@@ -192,10 +213,15 @@ class ConvEncoder(nn.Module):
         self.head = nn.Linear(fc, n_components)
 
     def forward(self, x: Tensor) -> EncoderOutput:
-        local = self.local(x)  # (N, 128 * width, <=8, <=8)
+        blocks = []
+        for module in self.local:  # keeps each block's output (after its ReLU)
+            x = module(x)
+            if isinstance(module, nn.ReLU):
+                blocks.append(x)
+        local = x  # (N, 128 * width, <=8, <=8)
         conv = self.top(local)  # (N, 256 * width, <=4, <=4)
         fc = self.fc(conv.flatten(1))  # (N, 1024 * width)
-        return EncoderOutput(local, fc, self.head(fc), conv)
+        return EncoderOutput(local, fc, self.head(fc), conv, (*blocks, conv))
 
 
 class PaperEncoder32(ConvEncoder):

@@ -38,7 +38,7 @@ class DeepInfoMax(SelfSupervisedModule):
     (``transform``) never augments.
     """
 
-    LAYERS = ("local", "conv", "fc", "y")
+    LAYERS = ("local", "blocks", "conv", "fc", "y")
 
     def __init__(
         self,

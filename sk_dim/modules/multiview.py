@@ -38,7 +38,7 @@ class MultiviewCoding(SelfSupervisedModule):
     memory-bank rows).
     """
 
-    LAYERS = ("local", "conv", "fc", "embedding")
+    LAYERS = ("local", "blocks", "conv", "fc", "embedding")
     training_state_prefixes = ("contrast.",)
 
     def __init__(
