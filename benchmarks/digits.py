@@ -18,8 +18,8 @@ scale), with 3x3 patches (the paper's 6x6 receptive field is a fifth of a 32x32
 image; 3x3 is the closest fraction of 8x8) and K=400 centroids; the DIM and CMC
 networks with random weights; ``DeepInfoMaxTransformer`` and ``CMCTransformer`` at
 their default parameters (``max_epochs`` included unless ``--epochs`` or
-``--cmc-epochs`` is given), each probed at its default layer, at ``"blocks"`` and at its output
-(y, embedding). Target for DIM at defaults on 2 CPU cores: mean accuracy of at
+``--cmc-epochs`` is given), each probed at its default layer, at ``"blocks"`` and at
+its output (y, embedding). Target for DIM at defaults on 2 CPU cores: mean accuracy of at
 least 0.99 and a fit under 60 s. The table is written to
 ``benchmarks/results/digits.md``.
 """
