@@ -3,7 +3,7 @@
     python benchmarks/cifar10.py --data-home DIR [--regime small]
         [--n-fit N --n-train 10000 --n-test 2000 --epochs N --dim-epochs N
          --dim {L,defaults} --k 1600 --methods pixels,kmeans,random,cmc,dim
-         --loss softmax --threads T --seed 0]
+         --loss {nce,softmax} --preset NAME --threads T --seed 0]
 
 Reads the official python batches with ``sk_dim.datasets.load_cifar10`` from
 ``DIR`` (or ``DIR/cifar-10-batches-py``); exits with a "skipping" message when
@@ -19,13 +19,14 @@ them, scored on the first ``--n-test`` test images. Rows:
 - k-means: the single-layer network of Coates, Lee and Ng (AISTATS 2011),
   ``benchmarks/coates.py``: 6x6 whitened patches, ``--k`` centroids, triangle
   code, quadrant sum-pooling (``4 * K`` features);
-- CMC: ``CMCTransformer`` with Lab views (an L and an ab encoder) and the loss of
-  ``--loss``, probed at its default layer, at ``"blocks"`` and at the embedding;
+- CMC: ``CMCTransformer`` with Lab views (an L and an ab encoder) and its default
+  loss (or ``--loss``), probed at its own layer, at ``"local"``, ``"blocks"`` and at
+  the embedding;
 - DIM: with ``--dim L`` (the default regime), DIM(L),
   ``DeepInfoMaxTransformer(alpha=0, beta=1, gamma=0.1)`` on the L channel alone
   (the single-view baseline of the CMC paper), 1/6 of CMC's epochs; with ``--dim
   defaults``, ``DeepInfoMaxTransformer`` at its default parameters on the RGB
-  images. Probed at its default layer, at ``"blocks"`` and at y;
+  images. Probed at its own layer, at ``"local"``, ``"blocks"`` and at y;
 - the same two networks with random weights (see ``_protocol.py``).
 
 Regimes:
@@ -38,7 +39,9 @@ Regimes:
   training images for feature learning and probe, 2,000 test images; CMC and DIM at
   their default parameters, ``max_epochs`` included, DIM on RGB.
 
-Any explicit option overrides the regime's value. ``channels_last=True`` is set on
+``--preset NAME`` builds CMC and DIM (unless ``--dim L``) with
+``from_preset(NAME)``, their epochs included unless ``--epochs`` / ``--dim-epochs``
+are given. Any explicit option overrides the regime's value. ``channels_last=True`` is set on
 both networks: a speed option only (1.1x faster on CPU too,
 ``benchmarks/throughput.py``). The table is written to
 ``benchmarks/results/cifar10[_small].md`` (``--results NAME`` or ``none``).
@@ -92,24 +95,23 @@ def networks(args):
     """{method: (row label, transformer, image function, extra layers to probe)}."""
     # channels_last: a speed option only, 1.1x faster for both networks on CPU too.
     common = {"channels_last": True, "random_state": args.seed}
-    cmc_epochs = {} if args.epochs is None else {"max_epochs": args.epochs}
-    cmc = CMCTransformer(loss=args.loss, **cmc_epochs, **common)
+
+    def build(cls, epochs, **params):
+        params = {**params, **common, **({} if epochs is None else {"max_epochs": epochs})}
+        return cls.from_preset(args.preset, **params) if args.preset else cls(**params)
+
+    cmc = build(CMCTransformer, args.epochs, **({} if args.loss is None else {"loss": args.loss}))
     if args.dim == "L":
         epochs = args.dim_epochs or max(1, cmc.max_epochs // 6)
         dim = DeepInfoMaxTransformer(alpha=0, beta=1, gamma=0.1, max_epochs=epochs, **common)
-        dim_images = lightness
+        dim_images, dim_name = lightness, "DIM(L)"
     else:
-        dim_epochs = {} if args.dim_epochs is None else {"max_epochs": args.dim_epochs}
-        dim = DeepInfoMaxTransformer(**dim_epochs, **common)
-        dim_images = None
+        dim = build(DeepInfoMaxTransformer, args.dim_epochs)
+        dim_images, dim_name = None, f"DIM ({args.preset or 'defaults'})"
+    cmc_name = "CMC (L/ab" + (f", {args.preset})" if args.preset else ")")
     return {
-        "cmc": ("CMC (L/ab)", cmc, None, ("blocks", "embedding")),
-        "dim": (
-            "DIM(L)" if args.dim == "L" else "DIM (defaults)",
-            dim,
-            dim_images,
-            ("blocks", "y"),
-        ),
+        "cmc": (cmc_name, cmc, None, ("local", "blocks", "embedding")),
+        "dim": (dim_name, dim, dim_images, ("local", "blocks", "y")),
     }
 
 
@@ -123,7 +125,8 @@ def parse(argv=None):
     parser.add_argument("--epochs", type=int, default=None, help="CMC max_epochs")
     parser.add_argument("--dim-epochs", type=int, default=None, help="DIM max_epochs")
     parser.add_argument("--dim", default=None, choices=("L", "defaults"), help="DIM variant")
-    parser.add_argument("--loss", default="softmax", choices=("nce", "softmax"))
+    parser.add_argument("--loss", default=None, choices=("nce", "softmax"), help="CMC loss")
+    parser.add_argument("--preset", default=None, help="build CMC and DIM with from_preset")
     parser.add_argument("--k", type=int, default=1600, help="k-means centroids")
     parser.add_argument("--kmeans-iter", type=int, default=10)
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")

@@ -1,8 +1,8 @@
 """MNIST benchmark: every feature set under the shared probe protocol, on the 10,000 test images.
 
     python benchmarks/mnist.py --data-home DIR [--n-train 60000 --n-test 10000 --epochs 3
-        --cmc-epochs N --layer LAYER --k 1600 --methods pixels,pca,kmeans,random,cmc,dim
-        --threads T]
+        --cmc-epochs N --layer LAYER --preset NAME --k 1600
+        --methods pixels,pca,kmeans,random,cmc,dim --threads T]
 
 Reads the four standard MNIST idx files from DIR (or DIR/mnist) with
 :func:`sk_dim.datasets.load_mnist`; prints "skipping" and exits when they are
@@ -18,8 +18,9 @@ centroids; the DIM and CMC networks with random weights; ``DeepInfoMaxTransforme
 and ``CMCTransformer`` at their default parameters except ``max_epochs``: 3 passes
 over the 60,000 images (the defaults of 12 and 30 suit small sets such as digits),
 about 7 minutes for DIM on 2 CPU cores. Both networks are probed at their default
-layer (``--layer`` picks other DIM layers, comma-separated). The table is written
-to ``benchmarks/results/mnist.md``.
+layer (``--layer`` picks other DIM layers, comma-separated). ``--preset NAME`` builds
+both with ``from_preset(NAME)``, their epochs included unless ``--epochs`` /
+``--cmc-epochs`` are given. The table is written to ``benchmarks/results/mnist.md``.
 """
 
 import argparse
@@ -50,8 +51,9 @@ def main():
     parser.add_argument("--data-home", required=True)
     parser.add_argument("--n-train", type=int, default=60000)
     parser.add_argument("--n-test", type=int, default=10000)
-    parser.add_argument("--epochs", type=int, default=3, help="DIM max_epochs")
+    parser.add_argument("--epochs", type=int, default=None, help="DIM max_epochs (3)")
     parser.add_argument("--cmc-epochs", type=int, default=None, help="CMC max_epochs (--epochs)")
+    parser.add_argument("--preset", default=None, help="build CMC and DIM with from_preset")
     parser.add_argument("--layer", default=None, help="DIM layers to probe (default: its own)")
     parser.add_argument("--k", type=int, default=1600, help="k-means centroids")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")
@@ -71,8 +73,16 @@ def main():
         sys.exit(f"skipping: {exc}")
     X_train, y_train = X_train[: args.n_train], y_train[: args.n_train]
     data = (X_train, y_train, X_test[: args.n_test], y_test[: args.n_test])
+    if args.preset is None:
+        args.epochs = args.epochs or 3
     cmc_epochs = args.cmc_epochs or args.epochs
     dim_layers = (None,) if args.layer is None else tuple(args.layer.split(","))
+
+    def build(cls, epochs):
+        params = {"random_state": 0, **({} if epochs is None else {"max_epochs": epochs})}
+        return cls.from_preset(args.preset, **params) if args.preset else cls(**params)
+
+    suffix = f" ({args.preset})" if args.preset else ""
 
     methods = {
         "pixels": ("raw pixels", None, (None,)),
@@ -82,8 +92,8 @@ def main():
             KMeansTriangleFeatures(args.k, image_shape=(1, 28, 28), random_state=0),
             (None,),
         ),
-        "cmc": ("CMC", CMCTransformer(max_epochs=cmc_epochs, random_state=0), (None,)),
-        "dim": ("DIM", DeepInfoMaxTransformer(max_epochs=args.epochs, random_state=0), dim_layers),
+        "cmc": (f"CMC{suffix}", build(CMCTransformer, cmc_epochs), (None,)),
+        "dim": (f"DIM{suffix}", build(DeepInfoMaxTransformer, args.epochs), dim_layers),
     }
     start = time.perf_counter()
     rows = []

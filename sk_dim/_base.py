@@ -82,6 +82,10 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     # Parameters that change what transform returns, not what fit learns.
     _OUTPUT_PARAMS: tuple[str, ...] = ("layer", "pool_size")
 
+    # Named parameter sets measured in the benchmarks: {name: {parameter: value}},
+    # documented in each subclass's docstring; read them with from_preset.
+    _PRESETS: dict[str, dict] = {}
+
     # The HTML repr links to the class's API page (scikit-learn's mechanism).
     _doc_link_module = "sk_dim"
     _doc_link_template = DOCS_URL + "gen_modules/sk_dim.{estimator_name}.html"
@@ -92,6 +96,32 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         # subclass defined elsewhere may hold code that a file cannot describe.
         if cls.__module__.startswith("sk_dim.") and not cls.__name__.startswith("_"):
             register(cls)
+
+    @classmethod
+    def from_preset(cls, name: str, **params):
+        """A new transformer with the parameters of the preset ``name``, then ``params``.
+
+        A preset is only a set of constructor parameters: the result is an
+        ordinary unfitted transformer, and ``params`` override the preset's
+        values (e.g. ``random_state``, or ``max_epochs`` for another budget).
+
+        Parameters
+        ----------
+        name : str
+            A preset of this class (see the class's Notes).
+        **params
+            Further constructor parameters.
+
+        Returns
+        -------
+        transformer
+            ``cls(**{**preset, **params})``.
+        """
+        if name not in cls._PRESETS:
+            raise ValueError(
+                f"{cls.__name__} has no preset {name!r}; the presets are {sorted(cls._PRESETS)}"
+            )
+        return cls(**{**cls._PRESETS[name], **params})
 
     # -- what subclasses provide ----------------------------------------------
     @abstractmethod

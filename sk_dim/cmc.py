@@ -15,7 +15,7 @@ from .losses import GRAPHS, LOSS_KINDS, MemoryBank, MultiviewContrast
 from .modules.encoders import ENCODERS, build_encoder, unpack
 from .modules.multiview import MultiviewCoding
 from .views import NAMED_VIEWS, check_range, check_view, make_view_maker, resolve_views
-from .views.makers import CROP_SCALE
+from .views.makers import COLOR_JITTER, CROP_SCALE
 
 LAYERS = MultiviewCoding.LAYERS
 # The paper splits one network's width between the views (two half AlexNets).
@@ -88,6 +88,13 @@ class CMCTransformer(BaseSelfSupervised):
         <= 1``. The paper uses (0.2, 1.0) on 224x224 ImageNet crops; on 32x32
         CIFAR-10 images (0.6, 1.0) learned better features than (0.3, 1.0) in
         short runs (``benchmarks/cifar10.py``).
+    color_jitter : float, default=0.4
+        Colour augmentation of RGB images for the colour views (``"lab"``,
+        ``"ycbcr"``) during training, as CMC's code offers it: brightness,
+        contrast and saturation each scaled by a factor drawn from ``U(1 -
+        color_jitter, 1 + color_jitter)`` (for 80% of the images), and 20% of
+        the images turned to grayscale, before the colour split; 0 turns it off.
+        Needs ``augment=True``; other views are not colour-jittered.
     encoder : {"auto", "conv", "dcgan32", "mlp"}, torch.nn.Module or list, default="auto"
         Encoder of each view: ``"auto"`` is ``"conv"`` for image views
         ``(N, C, H, W)`` and ``"mlp"`` for vector views ``(N, F)`` (see
@@ -280,6 +287,15 @@ class CMCTransformer(BaseSelfSupervised):
     DeepInfoMaxTransformer : Deep InfoMax, a single-view objective.
     sklearn.neural_network.BernoulliRBM : A shallow unsupervised feature learner.
 
+    Notes
+    -----
+    Preset ``"few-images"`` (:meth:`from_preset`), for a few thousand images:
+    ``max_epochs=150, layer="blocks"``. Small data sets need more passes for
+    the same number of optimizer steps, and a linear classifier reads every
+    block better than the local map alone. On 5,000 CIFAR-10 images it scores
+    0.640 against 0.614 for the k-means baseline, in a 562 s fit on 2 CPU
+    cores (``benchmarks/cifar10.py --regime small --preset few-images``).
+
     References
     ----------
     .. [1] Y. Tian, D. Krishnan, P. Isola, "Contrastive Multiview Coding",
@@ -307,6 +323,7 @@ class CMCTransformer(BaseSelfSupervised):
         "momentum": [Interval(Real, 0, 1, closed="both")],
         "augment": ["boolean"],
         "crop_scale": [tuple, list],
+        "color_jitter": [Interval(Real, 0, 1, closed="left")],
         "encoder": [StrOptions(set(ENCODERS)), nn.Module, list, tuple],
         "layer": [StrOptions(set(LAYERS))],
         "view": [Interval(Integral, 0, None, closed="left"), None],
@@ -315,6 +332,8 @@ class CMCTransformer(BaseSelfSupervised):
     }
 
     _OUTPUT_PARAMS = ("layer", "pool_size", "view")
+
+    _PRESETS = {"few-images": {"max_epochs": 150, "layer": "blocks"}}
 
     def __init__(
         self,
@@ -328,6 +347,7 @@ class CMCTransformer(BaseSelfSupervised):
         momentum=0.5,
         augment=True,
         crop_scale=CROP_SCALE,
+        color_jitter=COLOR_JITTER,
         encoder="auto",
         image_shape="auto",
         layer="local",
@@ -362,6 +382,7 @@ class CMCTransformer(BaseSelfSupervised):
         self.momentum = momentum
         self.augment = augment
         self.crop_scale = crop_scale
+        self.color_jitter = color_jitter
         self.encoder = encoder
         self.image_shape = image_shape
         self.layer = layer
@@ -495,6 +516,7 @@ class CMCTransformer(BaseSelfSupervised):
             input_shape,
             augment=self.augment,
             crop_scale=self.crop_scale,
+            color_jitter=self.color_jitter,
             scaling=lambda per_feature: self._scaling(X, per_feature=per_feature),
         )
 

@@ -135,13 +135,38 @@ def test_crop_scale_sets_how_much_of_the_image_a_view_keeps(rgb):
     x = torch.as_tensor(rgb).view(-1, 3, 16, 16)
 
     def change(crop_scale):
-        views = CMCTransformer(crop_scale=crop_scale, **FAST).fit(rgb).net_.module_.views
+        cmc = CMCTransformer(crop_scale=crop_scale, color_jitter=0.0, **FAST)
+        views = cmc.fit(rgb).net_.module_.views
         assert views.crop_scale == crop_scale
         plain = views.eval()(x)[0]
         torch.manual_seed(0)  # the same flips for both scales
         return (views.train()(x)[0] - plain).abs().mean().item()
 
     assert change((0.05, 0.1)) > 1.5 * change((0.9, 1.0))
+
+
+def test_color_jitter_grays_and_recolours_the_image_shared_by_both_views(rgb):
+    x = torch.as_tensor(rgb).view(-1, 3, 16, 16).repeat(8, 1, 1, 1)  # 512 colourful images
+    gray_image = torch.full((1, 3, 16, 16), 128, dtype=torch.uint8)
+    gray_chroma = ColorViews("lab", 1 / 255).eval()(gray_image)[1][:, :, :1, :1]  # (1, 2, 1, 1)
+
+    def augmented(color_jitter):
+        views = ColorViews("lab", 1 / 255, crop_scale=(1.0, 1.0), color_jitter=color_jitter)
+        torch.manual_seed(0)
+        luma, chroma = views.train()(x)
+        is_gray = (chroma - gray_chroma).abs().amax(dim=(1, 2, 3)) < 1e-4
+        return is_gray.float().mean().item(), luma
+
+    gray, jittered_luma = augmented(0.4)
+    none, plain_luma = augmented(0.0)
+    assert none == 0.0
+    assert 0.12 < gray < 0.28  # 20% of the images lose their chroma
+    # Brightness and contrast move the luma beyond what the flips alone change.
+    sorted_luma = [luma.flatten(1).sort(dim=1).values for luma in (jittered_luma, plain_luma)]
+    assert (sorted_luma[0] - sorted_luma[1]).abs().mean() > 0.05 * plain_luma.std()
+    # Transform never augments.
+    views = ColorViews("lab", 1 / 255, color_jitter=0.4).eval()
+    torch.testing.assert_close(views(x)[1], ColorViews("lab", 1 / 255).eval()(x)[1])
 
 
 def test_column_views_by_position_and_name(digits):
@@ -374,6 +399,7 @@ def test_clone_keeps_params():
         ({"layer": "y"}, "layer"),
         ({"temperature": 0.0}, "temperature"),
         ({"momentum": 1.5}, "momentum"),
+        ({"color_jitter": 1.0}, "color_jitter"),
         ({"views": "lab"}, "needs RGB images.*views='crops'"),
         ({"views": [[0, 1]]}, "at least 2 views"),
         ({"views": [[0], top_rows]}, "mixes"),

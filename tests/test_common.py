@@ -1,5 +1,7 @@
 """scikit-learn's estimator checks, at default and at small fast settings."""
 
+import pytest
+from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sk_dim import CMCTransformer, DeepInfoMaxTransformer
@@ -25,3 +27,17 @@ def expected_failed_checks(estimator):
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("cls", [DeepInfoMaxTransformer, CMCTransformer])
+def test_few_images_preset_is_a_set_of_plain_parameters(cls):
+    preset = cls.from_preset("few-images")
+    assert preset.layer == "blocks"
+    assert preset.max_epochs > cls().max_epochs  # small sets need more passes
+    # Keywords override the preset, and the result clones like any estimator.
+    tuned = cls.from_preset("few-images", max_epochs=2, random_state=0)
+    assert (tuned.max_epochs, tuned.random_state, tuned.layer) == (2, 0, "blocks")
+    assert clone(tuned).get_params() == tuned.get_params()
+    assert cls.from_preset("few-images").max_epochs == preset.max_epochs  # nothing mutated
+    with pytest.raises(ValueError, match="no preset 'huge'.*few-images"):
+        cls.from_preset("huge")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .augment import ImageAugment
 from .color import COLOR_VIEW_KINDS, color_views
 from .crops import random_resized_crop_flip
 
@@ -24,6 +25,11 @@ from .crops import random_resized_crop_flip
 # views. CMC uses (0.2, 1) on ImageNet; small images (CIFAR, digits) lose too much
 # there, and on 32x32 CIFAR-10 (0.6, 1) learned better features than (0.3, 1).
 CROP_SCALE = (0.6, 1.0)
+# Colour augmentation of CMC's code (its "CJ" option): colour jitter and random
+# grayscale of the RGB image, before the colour split.
+COLOR_JITTER = 0.4
+JITTER_P = 0.8
+GRAY_P = 0.2
 
 
 def _augment(x: Tensor, crop_scale: tuple[float, float]) -> Tensor:
@@ -37,7 +43,11 @@ class ColorViews(nn.Module):
     Raw values are multiplied by the ``scale`` buffer (1/255 for 0..255 pixels,
     learned at fit) to reach ``[0, 1]``. In training mode each image gets one
     random resized crop and flip, shared by both views (as in CMC's code, the
-    crop is taken before the colour split).
+    crop is taken before the colour split), and, when ``color_jitter > 0``, the
+    colour augmentation of CMC's code: brightness, contrast and saturation
+    jitter of strength ``color_jitter`` (with probability 0.8) and grayscale
+    (probability 0.2), clipped back to ``[0, 1]``. A grayscale image keeps its
+    luma and loses its chroma, so the luma encoder cannot lean on colour alone.
     """
 
     def __init__(
@@ -47,17 +57,25 @@ class ColorViews(nn.Module):
         *,
         augment: bool = True,
         crop_scale: tuple[float, float] = CROP_SCALE,
+        color_jitter: float = 0.0,
     ) -> None:
         super().__init__()
         self.kind = kind
         self.augment = augment
         self.crop_scale = tuple(crop_scale)
+        self.color_jitter = float(color_jitter)
+        self.augmentation = ImageAugment(
+            self.crop_scale,
+            jitter=self.color_jitter,
+            jitter_p=JITTER_P,
+            gray_p=GRAY_P if self.color_jitter > 0 else 0.0,
+        )
         self.register_buffer("scale", torch.tensor(float(scale)))
 
     def forward(self, x: Tensor) -> list[Tensor]:
         rgb = (x.float() * self.scale).clamp_(0.0, 1.0)  # (N, 3, H, W)
         if self.training and self.augment:
-            rgb = _augment(rgb, self.crop_scale)
+            rgb = self.augmentation(rgb).clamp_(0.0, 1.0)
         return color_views(rgb, self.kind)
 
 
@@ -179,12 +197,14 @@ def make_view_maker(
     *,
     augment: bool,
     crop_scale: tuple[float, float],
+    color_jitter: float = 0.0,
     scaling: Callable[[bool], tuple[Tensor, Tensor]],
 ) -> nn.Module:
     """The view maker for resolved ``views``, with its statistics measured on X.
 
     ``scaling(per_feature)`` returns the mean and std of X per channel (images)
-    or per feature, shaped to broadcast against a batch.
+    or per feature, shaped to broadcast against a batch. ``color_jitter``
+    concerns colour views only (see :class:`ColorViews`).
     """
     if views in COLOR_VIEW_KINDS:
         low, high = float(X.min()), float(X.max())
@@ -194,7 +214,9 @@ def make_view_maker(
                 f"[{low:g}, {high:g}]"
             )
         scale = 1.0 / 255 if X.dtype == np.uint8 or high > 1 else 1.0
-        return ColorViews(views, scale, augment=augment, crop_scale=crop_scale)
+        return ColorViews(
+            views, scale, augment=augment, crop_scale=crop_scale, color_jitter=color_jitter
+        )
     if views == "crops":
         return CropViews(*scaling(False), n_views=2, augment=augment, crop_scale=crop_scale)
     if callable(views[0]):
