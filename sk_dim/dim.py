@@ -264,7 +264,9 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
     ``augment=True, max_epochs=35, layer="blocks"``: AMDIM's augmented
     views keep DIM learning where plain DIM stalls after about 20 epochs,
     and a linear classifier reads every block better than the local map
-    alone (``benchmarks/cifar10.py --regime small --preset few-images``).
+    alone. On 5,000 CIFAR-10 images it scores 0.616 (0.582 at the defaults)
+    against 0.614 for the k-means baseline, in a 526 s fit on 2 CPU cores
+    (``benchmarks/cifar10.py --regime small --preset few-images``).
 
     References
     ----------
