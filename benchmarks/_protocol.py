@@ -62,6 +62,11 @@ def probe_accuracy(Ztr, ytr, Zte, yte):
     return final.score(Zte, yte), best
 
 
+def build(cls, preset=None, **params):
+    """``cls(**params)``, or ``cls.from_preset(preset, **params)`` when a preset is named."""
+    return cls.from_preset(preset, **params) if preset else cls(**params)
+
+
 def random_weights(transformer):
     """An unfitted copy that keeps its initial weights: one epoch at lr=1e-12."""
     return clone(transformer).set_params(lr=1e-12, max_epochs=1)

@@ -60,7 +60,15 @@ import torch
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _protocol import RANDOM_FIT_IMAGES, evaluate, layers, random_weights, report, summary  # noqa: E402
+from _protocol import (  # noqa: E402
+    RANDOM_FIT_IMAGES,
+    build,
+    evaluate,
+    layers,
+    random_weights,
+    report,
+    summary,
+)
 from coates import KMeansTriangleFeatures  # noqa: E402
 
 from sk_dim import CMCTransformer, DeepInfoMaxTransformer  # noqa: E402
@@ -97,17 +105,17 @@ def networks(args):
     # channels_last: a speed option only, 1.1x faster for both networks on CPU too.
     common = {"channels_last": True, "random_state": args.seed}
 
-    def build(cls, epochs, **params):
-        params = {**params, **common, **({} if epochs is None else {"max_epochs": epochs})}
-        return cls.from_preset(args.preset, **params) if args.preset else cls(**params)
+    def network(cls, epochs, **params):
+        epochs = {} if epochs is None else {"max_epochs": epochs}
+        return build(cls, args.preset, **params, **common, **epochs)
 
-    cmc = build(CMCTransformer, args.epochs, **({} if args.loss is None else {"loss": args.loss}))
+    cmc = network(CMCTransformer, args.epochs, **({} if args.loss is None else {"loss": args.loss}))
     if args.dim == "L":
         epochs = args.dim_epochs or max(1, cmc.max_epochs // 6)
         dim = DeepInfoMaxTransformer(alpha=0, beta=1, gamma=0.1, max_epochs=epochs, **common)
         dim_images, dim_name = lightness, "DIM(L)"
     else:
-        dim = build(DeepInfoMaxTransformer, args.dim_epochs)
+        dim = network(DeepInfoMaxTransformer, args.dim_epochs)
         dim_images, dim_name = None, f"DIM ({args.preset or 'defaults'})"
     cmc_name = "CMC (L/ab" + (f", {args.preset})" if args.preset else ")")
     return {

@@ -37,7 +37,7 @@ from sklearn.preprocessing import MinMaxScaler
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _protocol import RANDOM_FIT_IMAGES, evaluate, random_weights, report, summary  # noqa: E402
+from _protocol import RANDOM_FIT_IMAGES, build, evaluate, random_weights, report, summary  # noqa: E402, E501
 from coates import KMeansTriangleFeatures  # noqa: E402
 
 from sk_dim import CMCTransformer, DeepInfoMaxTransformer  # noqa: E402
@@ -78,9 +78,9 @@ def main():
     cmc_epochs = args.cmc_epochs or args.epochs
     dim_layers = (None,) if args.layer is None else tuple(args.layer.split(","))
 
-    def build(cls, epochs):
-        params = {"random_state": 0, **({} if epochs is None else {"max_epochs": epochs})}
-        return cls.from_preset(args.preset, **params) if args.preset else cls(**params)
+    def network(cls, epochs):
+        epochs = {} if epochs is None else {"max_epochs": epochs}
+        return build(cls, args.preset, random_state=0, **epochs)
 
     suffix = f" ({args.preset})" if args.preset else ""
 
@@ -92,8 +92,8 @@ def main():
             KMeansTriangleFeatures(args.k, image_shape=(1, 28, 28), random_state=0),
             (None,),
         ),
-        "cmc": (f"CMC{suffix}", build(CMCTransformer, cmc_epochs), (None,)),
-        "dim": (f"DIM{suffix}", build(DeepInfoMaxTransformer, args.epochs), dim_layers),
+        "cmc": (f"CMC{suffix}", network(CMCTransformer, cmc_epochs), (None,)),
+        "dim": (f"DIM{suffix}", network(DeepInfoMaxTransformer, args.epochs), dim_layers),
     }
     start = time.perf_counter()
     rows = []
