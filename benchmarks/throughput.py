@@ -49,7 +49,6 @@ import pandas as pd
 import torch
 
 from sk_dim import CMCTransformer, DeepInfoMaxTransformer
-from sk_dim._torch import resolve_device
 
 MODELS = {"dim": "DIM(L)", "cmc": "CMC (L/ab)"}
 
@@ -181,7 +180,8 @@ def main() -> None:
     parser.add_argument("--one-critic", choices=("dot", "concat"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    args.device = resolve_device(args.device)
+    if args.device == "auto":  # the estimators' own rule: CUDA when there is one
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     cuda = args.device.startswith("cuda")
     args.compile = args.compile == "yes" or (args.compile == "auto" and cuda)
     if args.one_critic:

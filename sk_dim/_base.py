@@ -35,6 +35,7 @@ from ._torch import (
 from ._version import DOCS_URL, versions
 from .modules.base import LayerFeatures, SelfSupervisedModule
 from .persistence import MAX_FREE_FEATURES, register, save
+from .views.makers import nonzero_std
 
 # Square images at least this wide are recognised without an image_shape.
 MIN_INFERRED_SIDE = 8
@@ -802,9 +803,8 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         for chunk in nets.iter_row_chunks(X, chunk_bytes=_STATS_CHUNK_BYTES):
             centred = columns(chunk) - mean[None, :, None]
             squares += np.einsum("ijk,ijk->j", centred, centred)
-        std = np.sqrt(squares / count)
-        std = np.where(std > 1e-8 * max(1.0, np.abs(mean).max()), std, 1.0)
-        return torch.tensor(mean).view(view), torch.tensor(std).view(view)
+        mean, std = torch.tensor(mean), torch.tensor(np.sqrt(squares / count))
+        return mean.view(view), nonzero_std(std, mean).view(view)
 
     def _zeros(self) -> np.ndarray:
         """Two rows of zeros shaped like the training data, without memory (a broadcast row)."""

@@ -368,6 +368,19 @@ def test_scaling_statistics_are_computed_in_chunks():
     np.testing.assert_allclose(std.item(), X.std(dtype=np.float64), rtol=1e-9)
 
 
+def test_constant_columns_are_centred_not_scaled():
+    # std 0 (or rounding noise far below the data's magnitude) must not be divided by.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 3)).astype(np.float32)
+    X[:, 1] = 1e4
+    est = DeepInfoMaxTransformer(image_shape=None, max_epochs=1, random_state=0)
+    est.input_shape_ = (3,)
+    mean, std = est._scaling(X, per_feature=True)
+    assert std[0, 1].item() == 1.0 and mean[0, 1].item() == 1e4
+    assert 0.9 < std[0, 0].item() < 1.1 and 0.9 < std[0, 2].item() < 1.1
+    assert np.isfinite(est.fit_transform(X)).all()
+
+
 def test_fit_and_transform_read_a_memmap_in_batches(digits, tmp_path):
     from sk_dim.nets import FileRows
 

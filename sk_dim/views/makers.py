@@ -163,6 +163,19 @@ def check_view(out, v: int, n: int) -> Tensor:
     return out
 
 
+# A column whose std is at most this fraction of the data's magnitude is constant:
+# float32 rounding alone gives a constant column of values near 1e4 a std of ~1e-4,
+# which dividing by would blow up.
+RELATIVE_CONSTANT_STD = 1e-8
+
+
+def nonzero_std(std: Tensor, mean: Tensor) -> Tensor:
+    """``std`` with 1 for constant columns, which standardising then only centres."""
+    # A tensor floor, not .item(): persistence builds networks on the meta device.
+    floor = RELATIVE_CONSTANT_STD * mean.abs().max().clamp(min=1.0)
+    return torch.where(std > floor, std, torch.ones_like(std))
+
+
 @torch.no_grad()
 def callable_view_stats(functions: Sequence, X: np.ndarray, input_shape, chunk: int = 1024):
     """Per-channel (4-D views) or per-feature (2-D views) mean and std of each view on X."""
@@ -184,9 +197,8 @@ def callable_view_stats(functions: Sequence, X: np.ndarray, input_shape, chunk: 
     for s, q, n, shape in zip(sums, squares, counts, shapes, strict=True):
         mean = s / n
         std = (q / n - mean * mean).clamp(min=0).sqrt()
-        std = torch.where(std > 1e-8 * max(1.0, mean.abs().max().item()), std, 1.0)
         means.append(mean.view(shape))
-        stds.append(std.view(shape))
+        stds.append(nonzero_std(std, mean).view(shape))
     return means, stds
 
 
