@@ -266,7 +266,8 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
     and a linear classifier reads every block better than the local map
     alone. On 5,000 CIFAR-10 images it scores 0.616 (0.582 at the defaults)
     against 0.614 for the k-means baseline, in a 526 s fit on 2 CPU cores
-    (``benchmarks/cifar10.py --regime small --preset few-images``).
+    (``benchmarks/cifar10.py --regime small --preset few-images``); on 25,000
+    images, 12 epochs (826 s), 0.645 against 0.6305.
 
     References
     ----------
