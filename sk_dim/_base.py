@@ -63,6 +63,7 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
         "device": [str],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
         "accelerate": ["boolean", dict, None],
@@ -263,6 +264,7 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             net = nets.make_net(
                 module,
                 lr=self.lr,
+                weight_decay=self.weight_decay,
                 max_epochs=self.max_epochs,
                 batch_size=batch_size,
                 device=device,
@@ -717,6 +719,7 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         net = nets.make_net(
             module,
             lr=self.lr,
+            weight_decay=self.weight_decay,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
             device=device,

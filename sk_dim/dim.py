@@ -124,6 +124,10 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         capped at that number with a warning (as scikit-learn's MLPs do).
     lr : float, default=1e-3
         Adam learning rate (both the encoder's and the discriminator's).
+    weight_decay : float, default=0.0
+        L2 penalty added to Adam's gradients (both optimizers'): a regulariser for
+        long training on few images (the ``"few-images"`` preset of
+        :class:`CMCTransformer` uses 5e-4).
     device : str, default="auto"
         Torch device; ``"auto"`` uses CUDA when available.
     on_divergence : {"raise", "keep_last"}, default="raise"
@@ -319,6 +323,7 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         max_epochs=12,
         batch_size=64,
         lr=1e-3,
+        weight_decay=0.0,
         device="auto",
         on_divergence="raise",
         precision="auto",
@@ -350,6 +355,7 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.weight_decay = weight_decay
         self.device = device
         self.on_divergence = on_divergence
         self.precision = precision

@@ -730,6 +730,7 @@ def make_net(
     module: torch.nn.Module,
     *,
     lr: float,
+    weight_decay: float = 0.0,
     max_epochs: int,
     batch_size: int,
     device: str,
@@ -745,7 +746,7 @@ def make_net(
     n_iter_no_change: int | None = None,
     tol: float = 0.0,
 ) -> SelfSupervisedNet:
-    """A :class:`SelfSupervisedNet` with Adam and sk_dim's defaults.
+    """A :class:`SelfSupervisedNet` with Adam (L2 ``weight_decay``) and sk_dim's defaults.
 
     ``callbacks`` are skorch callbacks (or ``(name, callback)`` pairs), run
     after sk_dim's own. With ``validation_data``, every epoch also records
@@ -781,6 +782,7 @@ def make_net(
         criterion=torch.nn.Identity,  # unused: the module computes its loss
         optimizer=torch.optim.Adam,
         lr=lr,
+        optimizer__weight_decay=weight_decay,
         max_epochs=max_epochs,
         batch_size=batch_size,
         train_split=None if validation_data is None else HeldOut(validation_data),

@@ -144,6 +144,7 @@ COMMON_PARAMS = [
     ({"device": 0}, "device"),
     ({"random_state": "seed"}, "random_state"),
     ({"verbose": -1}, "verbose"),
+    ({"weight_decay": -1e-4}, "weight_decay"),
 ]
 if not torch.cuda.is_available():
     COMMON_PARAMS.append(({"device": "cuda"}, "device='cuda' needs CUDA"))

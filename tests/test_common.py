@@ -1,7 +1,9 @@
 """scikit-learn's estimator checks, at default and at small fast settings."""
 
 import pytest
+import torch
 from sklearn.base import clone
+from sklearn.datasets import load_digits
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sk_dim import CMCTransformer, DeepInfoMaxTransformer
@@ -27,6 +29,24 @@ def expected_failed_checks(estimator):
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("cls", [DeepInfoMaxTransformer, CMCTransformer])
+def test_weight_decay_shrinks_the_weights_of_every_optimizer(cls):
+    X = load_digits().data[:256]
+    params = {"max_epochs": 3, "batch_size": 64, "random_state": 0}
+    plain = cls(**params).fit(X)
+    decayed = cls(**params, weight_decay=0.5).fit(X)
+    optimizers = [decayed.net_.optimizer_]
+    if cls is DeepInfoMaxTransformer:
+        optimizers.append(decayed.net_.optimizer_discriminator_)
+    assert all(g["weight_decay"] == 0.5 for o in optimizers for g in o.param_groups)
+
+    def weight_norm(transformer):
+        weights = [p for n, p in transformer.net_.module_.named_parameters() if "weight" in n]
+        return torch.sqrt(sum((w.detach() ** 2).sum() for w in weights)).item()
+
+    assert weight_norm(decayed) < 0.95 * weight_norm(plain)  # equal norms without decay
 
 
 @pytest.mark.parametrize("cls", [DeepInfoMaxTransformer, CMCTransformer])
