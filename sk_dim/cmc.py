@@ -158,9 +158,8 @@ class CMCTransformer(BaseSelfSupervised):
     lr : float, default=1e-3
         Adam learning rate.
     weight_decay : float, default=0.0
-        L2 penalty added to Adam's gradients (both optimizers'): a regulariser for
-        long training on few images (the ``"few-images"`` preset of
-        :class:`CMCTransformer` uses 5e-4).
+        L2 penalty added to Adam's gradients: a regulariser for long training
+        on few images (the ``"few-images"`` preset uses 5e-4).
     device : str, default="auto"
         Torch device; ``"auto"`` uses CUDA when available.
     on_divergence : {"raise", "keep_last"}, default="raise"
