@@ -35,7 +35,14 @@ def digits():
 
 @pytest.mark.parametrize("cls, params", CASES, ids=["dim", "cmc"])
 def test_one_process_trains_exactly_like_plain_skorch(cls, params, digits):
-    common = {"max_epochs": 2, "batch_size": 32, "random_state": 0, **params}
+    # float32 on both: "auto" is bfloat16 on some CPUs, the accelerator's default is float32.
+    common = {
+        "max_epochs": 2,
+        "batch_size": 32,
+        "random_state": 0,
+        "precision": "float32",
+        **params,
+    }
     plain = cls(device="cpu", **common).fit(digits)
     accelerated = cls(accelerate={"cpu": True}, **common).fit(digits)
 
@@ -48,7 +55,9 @@ def test_one_process_trains_exactly_like_plain_skorch(cls, params, digits):
 
 
 def test_the_fitted_transformer_pickles_and_loads_without_accelerate(digits, monkeypatch, tmp_path):
-    dim = DeepInfoMaxTransformer(max_epochs=1, random_state=0, accelerate={"cpu": True})
+    dim = DeepInfoMaxTransformer(
+        max_epochs=1, random_state=0, precision="float32", accelerate={"cpu": True}
+    )
     expected = dim.fit(digits).transform(digits)
     buffer = io.BytesIO()
     joblib.dump(dim, buffer)

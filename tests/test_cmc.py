@@ -20,7 +20,9 @@ from sk_dim.modules.encoders import MLPEncoder
 from sk_dim.modules.multiview import MultiviewCoding
 from sk_dim.views import ColorViews, ColumnViews, CropViews
 
-FAST = dict(n_components=16, max_epochs=2, batch_size=32, random_state=0)
+# float32: the layer tests recompute features by hand in float32 ("auto" is bfloat16 on
+# some CPUs).
+FAST = dict(n_components=16, max_epochs=2, batch_size=32, random_state=0, precision="float32")
 
 
 # Small test sets are below the default n_negatives; test_negatives_cap checks the warning.

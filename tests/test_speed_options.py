@@ -1,13 +1,14 @@
 """The speed options: precision (autocast), channels_last and compile.
 
-bfloat16 on this kind of CPU is emulated (no AVX512-BF16 / AMX) and many
-times slower than float32, so the bfloat16 fits use small feature vectors.
+bfloat16 on a CPU without AVX512-BF16 / AMX is emulated and many times
+slower than float32, so the bfloat16 fits use small feature vectors.
 """
 
 import io
 import json
 import pickle
 import zipfile
+from pathlib import Path
 from unittest import mock
 
 import joblib
@@ -17,6 +18,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from sk_dim import CMCTransformer, DeepInfoMaxTransformer
+from sk_dim._torch import cpu_computes_bfloat16
 from sk_dim.losses import BOUNDS, mi_bound
 from sk_dim.persistence import load
 
@@ -61,10 +63,22 @@ def test_float16_needs_cuda(make, vectors):
 
 
 @pytest.mark.parametrize("make", [small_dim, small_cmc], ids=["dim", "cmc"])
-def test_auto_is_float32_and_default_layout_on_cpu(make, vectors):
-    model = make(max_epochs=1).fit(vectors)
+@pytest.mark.parametrize("native", [False, True], ids=["emulated", "native"])
+def test_auto_on_cpu_is_bfloat16_only_where_the_cpu_computes_it(make, native, vectors):
+    with mock.patch("sk_dim._torch.cpu_computes_bfloat16", return_value=native):
+        model = make(max_epochs=2).fit(vectors)
     assert (model.precision, model.channels_last, model.compile) == ("auto", "auto", False)
-    assert (model.precision_, model.channels_last_) == ("float32", False)
+    expected = "bfloat16" if native else "float32"
+    assert (model.precision_, model.channels_last_) == (expected, False)
+    # Trained in that precision: the same losses as the explicit setting, batch for batch.
+    explicit = make(max_epochs=2, precision=expected).fit(vectors)
+    np.testing.assert_array_equal(model.history_["train_loss"], explicit.history_["train_loss"])
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="needs Linux's /proc/cpuinfo")
+def test_cpu_computes_bfloat16_matches_the_cpu_flags():
+    flags = set(Path("/proc/cpuinfo").read_text().split())
+    assert cpu_computes_bfloat16() == bool(flags & {"avx512_bf16", "amx_bf16", "amx_tile"})
 
 
 @pytest.mark.parametrize("make", [small_dim, small_cmc], ids=["dim", "cmc"])
@@ -98,7 +112,13 @@ def _correlation(a, b):
 
 def test_channels_last_gives_the_same_features(digits):
     X = digits[:256]
-    params = {"max_epochs": 1, "batch_size": 64, "device": "cpu", "random_state": 0}
+    params = {
+        "max_epochs": 1,
+        "batch_size": 64,
+        "device": "cpu",
+        "random_state": 0,
+        "precision": "float32",
+    }  # layout rounding only, not bfloat16 rounding
     default = DeepInfoMaxTransformer(channels_last=False, **params).fit(X)
     nhwc = DeepInfoMaxTransformer(channels_last=True, **params).fit(X)
     assert nhwc.channels_last_ and not default.channels_last_
@@ -153,7 +173,9 @@ def test_options_round_trip_through_save(vectors, tmp_path):
 def test_a_cuda_float16_model_infers_in_float32_on_cpu(digits, tmp_path):
     """As if fitted on a GPU with float16 and channels_last: loads and transforms on a CPU."""
     X = digits[:128]
-    model = DeepInfoMaxTransformer(max_epochs=1, device="cpu", random_state=0).fit(X)
+    model = DeepInfoMaxTransformer(
+        max_epochs=1, device="cpu", random_state=0, precision="float32"
+    ).fit(X)
     expected = model.transform(X)
     model.save(tmp_path / "cpu.skdim")
     gpu = {"precision": "float16", "channels_last": True, "device": "cuda"}

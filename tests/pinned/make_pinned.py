@@ -21,7 +21,8 @@ from sk_dim.evaluation import (
 from sk_dim.mi_estimation import mutual_information
 
 ROWS = 16  # enough rows to pin the features, few enough for a small file
-FAST = dict(max_epochs=2, batch_size=32, device="cpu", random_state=0)
+# float32: the pinned numbers are float32 arithmetic ("auto" is bfloat16 on some CPUs).
+FAST = dict(max_epochs=2, batch_size=32, device="cpu", random_state=0, precision="float32")
 
 
 def digits(n=160):
