@@ -270,9 +270,9 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
     ``augment=True, max_epochs=35, layer="blocks"``: AMDIM's augmented
     views keep DIM learning where plain DIM stalls after about 20 epochs,
     and a linear classifier reads every block better than the local map
-    alone. On 5,000 CIFAR-10 images it scores 0.616 (0.582 at the defaults)
-    against 0.614 for the k-means baseline, in a 526 s fit on 2 CPU cores
-    (``benchmarks/cifar10.py --regime small --preset few-images``); on 25,000
+    alone. On 5,000 CIFAR-10 images it scores 0.6205 (0.582 at the defaults)
+    against 0.614 for the k-means baseline, in a 399 s fit on 2 CPU cores in
+    bfloat16 (``benchmarks/cifar10.py --regime small --preset few-images``); on 25,000
     images, 16 epochs (858 s in bfloat16, which ``precision="auto"`` picks on
     a CPU with AVX512-BF16 or AMX), 0.668 against 0.6305.
 
