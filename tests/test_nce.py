@@ -55,10 +55,13 @@ def test_nce_loss_matches_reference():
     n_samples, z = 50, 37.5
     expected = _reference_nce(logits.numpy(), n_samples, z)
     got = nce_loss(logits, n_samples, z)
-    assert got.dtype == torch.float32
-    assert got.item() == pytest.approx(expected, rel=1e-5)
+    assert got.dtype == torch.float64  # float64 stays float64: a reference for float32
+    assert got.item() == pytest.approx(expected, rel=1e-12)
     # A tensor Z gives the same value as a float Z.
-    assert nce_loss(logits, n_samples, torch.tensor(z)).item() == pytest.approx(expected, rel=1e-5)
+    assert nce_loss(logits, n_samples, torch.tensor(z)).item() == pytest.approx(expected, rel=1e-12)
+    float32 = nce_loss(logits.float(), n_samples, z)
+    assert float32.dtype == torch.float32
+    assert float32.item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_nce_loss_bf16_logits_are_upcast():

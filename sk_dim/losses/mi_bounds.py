@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .precision import at_least_float32
+
 BOUNDS = ("jsd", "dv", "infonce")
 
 
@@ -39,7 +41,7 @@ def _split(scores: Tensor) -> tuple[Tensor, Tensor]:
         raise ValueError("MI bounds need at least 2 samples: negatives are the other samples")
     # Critics may score in bfloat16/float16 under autocast; softplus and
     # logsumexp over N*N*L scores need float32 (float64 stays float64).
-    scores = scores.to(torch.promote_types(scores.dtype, torch.float32))
+    scores = at_least_float32(scores)
     positive = scores.diagonal(dim1=0, dim2=1).T  # (N, L)
     # The off-diagonal entries in row-major order without a boolean mask (whose
     # indexing waits for the device and breaks torch.compile graphs): in the

@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .precision import at_least_float32
+
 # Added to the NCE posterior's denominator, as NCECriterion does, so a vanishing
 # model probability never divides by zero.
 NCE_EPS = 1e-7
@@ -73,9 +75,9 @@ def contrast_scores(
     tensor([[ 2.,  0., -2.]])
     """
     with torch.autocast(device_type=embedding.device.type, enabled=False):
-        embedding = embedding.float()
-        pos = (embedding * positive.float()).sum(1, keepdim=True)  # (B, 1)
-        neg = embedding @ negatives.float().T  # (B, K)
+        embedding = at_least_float32(embedding)
+        pos = (embedding * positive.to(embedding.dtype)).sum(1, keepdim=True)  # (B, 1)
+        neg = embedding @ negatives.to(embedding.dtype).T  # (B, K)
     return torch.cat([pos, neg], dim=1) / temperature  # (B, 1+K)
 
 
@@ -116,7 +118,7 @@ def estimate_log_z(logits: torch.Tensor, n_samples: int) -> torch.Tensor:
     >>> round(estimate_log_z(torch.zeros(4, 5), n_samples=100).exp().item(), 3)
     100.0
     """
-    logits = logits.detach().float()
+    logits = at_least_float32(logits.detach())
     return (
         torch.logsumexp(logits.reshape(-1), dim=0) - math.log(logits.numel()) + math.log(n_samples)
     )
@@ -171,9 +173,9 @@ def nce_loss(logits: torch.Tensor, n_samples: int, z: torch.Tensor | float) -> t
     """
     if logits.dim() != 2 or logits.shape[1] < 2:
         raise ValueError(f"logits must have shape (B, K+1) with K >= 1, got {tuple(logits.shape)}")
-    logits = logits.float()  # bf16 would round log Z (~ log N, around 14) too coarsely
+    logits = at_least_float32(logits)  # bf16 would round log Z (~ log N, ~14) too coarsely
     k = logits.shape[1] - 1
-    log_z = torch.as_tensor(z, dtype=torch.float32, device=logits.device).log()
+    log_z = torch.as_tensor(z, dtype=logits.dtype, device=logits.device).log()
     log_p = logits - log_z  # (B, K+1)
     noise_mass = k / n_samples  # K * Pn
     log_denominator = torch.logaddexp(log_p, log_p.new_tensor(math.log(noise_mass + NCE_EPS)))
@@ -214,7 +216,7 @@ def softmax_loss(logits: torch.Tensor) -> torch.Tensor:
     >>> round(softmax_loss(torch.zeros(2, 4)).item(), 4)  # log 4
     1.3863
     """
-    logits = logits.float()  # (B, K+1)
+    logits = at_least_float32(logits)  # (B, K+1)
     target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)  # (B,)
     return F.cross_entropy(logits, target)
 
@@ -283,4 +285,4 @@ class NCELoss(nn.Module):
         if not self.is_estimated:
             with torch.no_grad():
                 self.log_z.copy_(estimate_log_z(logits, self.n_samples))
-        return nce_loss(logits, self.n_samples, self.log_z.float().exp())
+        return nce_loss(logits, self.n_samples, self.log_z.exp())

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .precision import at_least_float32
+
 PRIORS = ("uniform", "gaussian")
 
 
@@ -39,10 +41,10 @@ def sample_prior(name: str, like: Tensor) -> Tensor:
 
 def discriminator_loss(logits_prior: Tensor, logits_encoded: Tensor) -> Tensor:
     """Binary cross-entropy: prior samples are "real", encoder outputs "fake"."""
-    # float32: the logits may come from a bfloat16/float16 autocast region.
-    return F.softplus(-logits_prior.float()).mean() + F.softplus(logits_encoded.float()).mean()
+    real, fake = at_least_float32(logits_prior), at_least_float32(logits_encoded)
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
 
 
 def encoder_prior_loss(logits_encoded: Tensor) -> Tensor:
     """Non-saturating generator loss: the encoder wants y judged "real"."""
-    return F.softplus(-logits_encoded.float()).mean()
+    return F.softplus(-at_least_float32(logits_encoded)).mean()

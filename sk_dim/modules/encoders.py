@@ -149,7 +149,9 @@ class Standardize(nn.Module):
         self.register_buffer("std", std.float())
 
     def forward(self, x: Tensor) -> Tensor:
-        return (x.float() - self.mean) / self.std
+        # float64 inputs stay float64 (references for the float32 arithmetic).
+        x = x.to(torch.promote_types(x.dtype, torch.float32))
+        return (x - self.mean) / self.std
 
 
 def _conv_block(c_in: int, c_out: int, stride: int) -> list[nn.Module]:

@@ -14,6 +14,7 @@ from ..losses import (
     prior_input,
     sample_prior,
 )
+from ..losses.precision import at_least_float32
 from .base import SelfSupervisedModule
 from .critics import LOCAL_CRITICS, GlobalCritic
 from .encoders import EncoderFeatures, encoder_features, unpack
@@ -100,8 +101,8 @@ class DeepInfoMax(SelfSupervisedModule):
     def _terms(self, y: Tensor, pairs: list[tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
         """Loss and terms from (local map, y) pairs to score and the batch's y (all copies)."""
         terms: dict[str, Tensor] = {"y": y}
-        # float32 whatever autocast made y: the terms are float32 (see sk_dim.losses).
-        loss = y.new_zeros((), dtype=torch.float32)
+        # At least float32 whatever autocast made y, as the terms are (see sk_dim.losses).
+        loss = at_least_float32(y.new_zeros(()))
         if self.global_critic is not None:
             terms["global_mi"] = self._mi(self.global_critic, pairs)
             loss = loss - self.alpha * terms["global_mi"]
@@ -121,8 +122,9 @@ class DeepInfoMax(SelfSupervisedModule):
 
     def discriminator_step_loss(self, terms: dict[str, Tensor]) -> Tensor:
         """Loss of the prior discriminator on the batch's encoder outputs ``terms["y"]``."""
-        # Detached, and float32 so that prior samples are not drawn in y's autocast precision.
-        y = prior_input(terms["y"].detach().float(), self.squash_prior)
+        # Detached, and at least float32 so that prior samples are not drawn in y's
+        # autocast precision.
+        y = prior_input(at_least_float32(terms["y"].detach()), self.squash_prior)
         prior_samples = sample_prior(self.prior, y)
         return discriminator_loss(self.discriminator(prior_samples), self.discriminator(y))
 

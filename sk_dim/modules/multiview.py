@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..losses import MultiviewContrast
+from ..losses.precision import at_least_float32
 from ..views import check_view
 from .base import SelfSupervisedModule
 from .encoders import EncoderOutput, check_layer, select_layer, unpack
@@ -70,7 +71,7 @@ class MultiviewCoding(SelfSupervisedModule):
     @staticmethod
     def embedding(out: EncoderOutput) -> Tensor:
         """The L2-normalised y of one view, (N, n_components)."""
-        return F.normalize(out.y.float(), dim=1)
+        return F.normalize(at_least_float32(out.y), dim=1)
 
     def forward(self, x: Tensor, index: Tensor) -> dict[str, Tensor]:
         if self.contrast is None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..losses.precision import at_least_float32
 from .crops import random_resized_crop_flip
 
 # Crop area range (fraction of the image). AMDIM crops (0.3, 1) of 64x64 and
@@ -68,7 +69,7 @@ class ImageAugment(nn.Module):
         self.jitter, self.jitter_p, self.gray_p = jitter, jitter_p, gray_p
 
     def forward(self, x: Tensor) -> Tensor:  # (N, C, H, W) -> (N, C, H, W) float32
-        x = x.float()
+        x = at_least_float32(x)
         x = random_resized_crop_flip(x, tuple(x.shape[-2:]), scale=self.crop_scale)
         n, channels = x.shape[:2]
         if self.jitter > 0:

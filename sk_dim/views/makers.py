@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..losses.precision import at_least_float32
 from .augment import ImageAugment
 from .color import COLOR_VIEW_KINDS, color_views
 from .crops import random_resized_crop_flip
@@ -73,7 +74,7 @@ class ColorViews(nn.Module):
         self.register_buffer("scale", torch.tensor(float(scale)))
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        rgb = (x.float() * self.scale).clamp_(0.0, 1.0)  # (N, 3, H, W)
+        rgb = (at_least_float32(x) * self.scale).clamp_(0.0, 1.0)  # (N, 3, H, W)
         if self.training and self.augment:
             rgb = self.augmentation(rgb).clamp_(0.0, 1.0)
         return color_views(rgb, self.kind)
@@ -103,7 +104,7 @@ class CropViews(nn.Module):
         self.register_buffer("std", std.float())
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        z = (x.float() - self.mean) / self.std  # (N, C, H, W)
+        z = (at_least_float32(x) - self.mean) / self.std  # (N, C, H, W)
         if self.training and self.augment:
             return [_augment(z, self.crop_scale) for _ in range(self.n_views)]
         return [z] * self.n_views
@@ -121,7 +122,7 @@ class ColumnViews(nn.Module):
             self.register_buffer(f"columns{v}", torch.as_tensor(list(cols), dtype=torch.long))
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        z = (x.float().flatten(1) - self.mean) / self.std  # (N, F)
+        z = (at_least_float32(x).flatten(1) - self.mean) / self.std  # (N, F)
         return [z[:, getattr(self, f"columns{v}")] for v in range(self.n_views)]
 
 
@@ -145,9 +146,9 @@ class CallableViews(nn.Module):
             self.register_buffer(f"std{v}", std.float())
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        x = x.float()
+        x = at_least_float32(x)
         return [
-            (fn(x).float() - getattr(self, f"mean{v}")) / getattr(self, f"std{v}")
+            (at_least_float32(fn(x)) - getattr(self, f"mean{v}")) / getattr(self, f"std{v}")
             for v, fn in enumerate(self.functions)
         ]
 
