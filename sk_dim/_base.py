@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, clone
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
@@ -41,6 +41,9 @@ from .views.makers import nonzero_std
 MIN_INFERRED_SIDE = 8
 # Rows read at a time for the scaling statistics: their float64 copy is 8x this.
 _STATS_CHUNK_BYTES = 2**20
+# More threads than any machine has cores: libgomp would abort the process
+# allocating their stacks rather than raise.
+MAX_THREADS = 1024
 # accelerate's names for the precisions (see ``precision_``).
 _ACCELERATE_PRECISIONS = {"no": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
@@ -65,7 +68,7 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         "lr": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "device": [str],
-        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "n_threads": [Interval(Integral, 1, MAX_THREADS, closed="both"), None],
         "accelerate": ["boolean", dict, None],
         "on_divergence": [StrOptions({"raise", "keep_last"})],
         "precision": [StrOptions(set(PRECISIONS))],
@@ -83,6 +86,14 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     # Parameters that change what transform returns, not what fit learns.
     _OUTPUT_PARAMS: tuple[str, ...] = ("layer", "pool_size")
+
+    # Parameters the torch module is built from. Once fitted, the network holds
+    # them: changing one makes transform, save and further training refuse (see
+    # fit); every other parameter takes effect at the next call that uses it.
+    _MODULE_PARAMS: tuple[str, ...] = ("n_components", "encoder", "image_shape")
+
+    # The values of ``layer`` (each class's own).
+    _LAYERS: tuple[str, ...] = ()
 
     # Named parameter sets measured in the benchmarks: {name: {parameter: value}},
     # documented in each subclass's docstring; read them with from_preset.
@@ -124,6 +135,22 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 f"{cls.__name__} has no preset {name!r}; the presets are {sorted(cls._PRESETS)}"
             )
         return cls(**{**cls._PRESETS[name], **params})
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        # bool is an int to Python and to scikit-learn's Interval: n_components=True
+        # would pass, and fail later in torch with an unreadable error.
+        for name, constraints in self._parameter_constraints.items():
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool | np.bool_)
+                and "boolean" not in constraints
+                and any(isinstance(c, Interval) and c.type is Integral for c in constraints)
+            ):
+                raise InvalidParameterError(
+                    f"The {name!r} parameter of {type(self).__name__} must be an int, "
+                    f"got the bool {value!r}"
+                )
 
     # -- what subclasses provide ----------------------------------------------
     @abstractmethod
@@ -216,8 +243,7 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self : object
             The fitted transformer.
         """
-        if not self.__sklearn_is_fitted__():
-            self._validate_params()
+        self._validate_params()
         return self._train(X, epochs=1, partial=True)
 
     def _train(self, X, *, epochs: int | None, partial: bool):
@@ -261,32 +287,58 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         with seeded(seed, device):
             module = self._checked_module(X, input_shape)
             self._prepare_training(module, X, partial=partial)
-            net = nets.make_net(
+            net = self._make_net(
                 module,
-                lr=self.lr,
-                weight_decay=self.weight_decay,
-                max_epochs=self.max_epochs,
-                batch_size=batch_size,
                 device=device,
-                verbose=int(self.verbose),
                 seed=seed,
-                keep_last_finite=self.on_divergence == "keep_last",
+                batch_size=batch_size,
                 accelerator=accelerator,
-                # The parameters, not precision_ / channels_last_: the net resolves
-                # "auto" again wherever it later runs (e.g. unpickled on a CPU).
-                precision=self.precision,
-                channels_last=self.channels_last,
-                compile=self.compile,
-                callbacks=copy.deepcopy(list(self.callbacks or ())),
                 validation_data=None if X_valid is None else _batch_source(X_valid, input_shape),
-                n_iter_no_change=self.n_iter_no_change if self.early_stopping else None,
-                tol=self.tol,
             )
             self._run(net, _batch_source(X, input_shape), epochs)
         # A plain net: it pickles, and transforms, without accelerate.
         self.net_ = nets.without_accelerator(net)
         self._finish_training(self.net_.module_, partial=partial)
+        self._module_params = self._current_module_params()
         self.versions_ = versions()
+
+    def _make_net(
+        self,
+        module: nn.Module,
+        *,
+        device: str,
+        seed: int,
+        batch_size: int,
+        accelerator=None,
+        validation_data=None,
+    ):
+        """The net that trains ``module`` with the training parameters as they are now.
+
+        Every fit builds one, a warm one included, so that ``set_params`` of a
+        training parameter (``lr``, ``callbacks``, ``early_stopping``, ...) takes
+        effect at the next fit.
+        """
+        return nets.make_net(
+            module,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            max_epochs=self.max_epochs,
+            batch_size=batch_size,
+            device=device,
+            verbose=int(self.verbose),
+            seed=seed,
+            keep_last_finite=self.on_divergence == "keep_last",
+            accelerator=accelerator,
+            # The parameters, not precision_ / channels_last_: the net resolves
+            # "auto" again wherever it later runs (e.g. unpickled on a CPU).
+            precision=self.precision,
+            channels_last=self.channels_last,
+            compile=self.compile,
+            callbacks=copy.deepcopy(list(self.callbacks or ())),
+            validation_data=validation_data,
+            n_iter_no_change=self.n_iter_no_change if self.early_stopping else None,
+            tol=self.tol,
+        )
 
     def _continue_training(self, X, epochs: int, partial: bool) -> None:
         """Train a copy of the fitted network, then keep it if training succeeds."""
@@ -295,14 +347,30 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 "warm_start and partial_fit continue training without accelerate; set "
                 "accelerate=None, or fit anew (warm_start=False)"
             )
+        self._check_module_params("continue training")
         X, input_shape = self._validate_input(X, reset=False)
-        net = copy.deepcopy(self.net_)
-        net.continue_training()
-        X, X_valid = self._split_validation(X, net.seed + len(net.history))
-        net.batch_size = self._check_batch_size(len(X))
-        net.train_split = (
-            None if X_valid is None else nets.HeldOut(_batch_source(X_valid, input_shape))
+        fitted = self.net_
+        device = self._check_device()
+        X, X_valid = self._split_validation(X, fitted.seed + len(fitted.history))
+        net = self._make_net(
+            copy.deepcopy(fitted.module_),
+            device=device,
+            seed=fitted.seed,
+            batch_size=self._check_batch_size(len(X)),
+            validation_data=None if X_valid is None else _batch_source(X_valid, input_shape),
         )
+        net.initialize()
+        net.history = copy.deepcopy(fitted.history)
+        if not net.resume_optimizers(fitted):
+            warnings.warn(
+                f"{type(self).__name__} continues training with new optimizer state: this "
+                "transformer was loaded from a file or a pickle that holds only what transform "
+                "needs (pickles keep Adam's state with warm_start=True)",
+                UserWarning,
+                stacklevel=4,
+            )
+        self.precision_ = resolve_precision(self.precision, device)
+        self.channels_last_ = resolve_channels_last(self.channels_last, device)
         with seeded(net.seed, net.device):
             self._prepare_training(net.module_, X, partial=partial)
             self._run(net, _batch_source(X, input_shape), epochs, continuing=True)
@@ -316,6 +384,8 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 net.partial_fit(data, epochs=epochs)
             else:
                 net.fit(data, epochs=epochs)
+            # Callbacks run after each epoch's own check and may have changed the weights.
+            net.check_finite_weights(len(net.history))
         except nets.TrainingDiverged as exc:
             if self.on_divergence == "raise" or net.last_finite_state_ is None:
                 raise
@@ -330,6 +400,9 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             # A copy of the weights and the held-out data: not worth persisting.
             net.__dict__.pop("last_finite_state_", None)
             net.train_split = None
+            # An interrupted or diverged epoch left a row without its loss: the next
+            # epoch takes its number, so that history_ counts 1, 2, 3, ...
+            net.drop_incomplete_epoch()
         if net.interrupted_ is not None:
             warnings.warn(
                 f"Training was interrupted (KeyboardInterrupt) during epoch {net.interrupted_}; "
@@ -368,10 +441,25 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             The learned features, computed batch by batch.
         """
         check_is_fitted(self)
+        self._check_module_params("transform")
         X, _ = self._validate_input(X, reset=False)
         data = _batch_source(X, self.input_shape_)
         with torch_threads(self.n_threads):
-            return nets.embed(self.net_, data, self._features, batch_size=self._inference_batch())
+            return self._embed(data, batch_size=self._inference_batch())
+
+    def _embed(self, data, batch_size: int) -> np.ndarray:
+        """Features of ``data`` in the precision and layout the parameters ask for now."""
+        device = self.net_.device
+        return nets.embed(
+            self.net_,
+            data,
+            self._features,
+            batch_size=batch_size,
+            # Resolved for the device the network is on: "auto" and float16 infer in
+            # float32 on a CPU that does not compute them.
+            precision=resolve_precision(self.precision, device, strict=False),
+            channels_last=resolve_channels_last(self.channels_last, device),
+        )
 
     # -- seams for code beside the estimators (evaluation, persistence, your loops) --
     def to_tensor(self, X) -> torch.Tensor:
@@ -410,6 +498,7 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             (e.g. fine-tuning) leaves the transformer unchanged.
         """
         check_is_fitted(self)
+        self._check_module_params("read features")
         options = self._feature_options()
         if layer is not None:
             options["layer"] = layer
@@ -448,8 +537,14 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         return module
 
     def inference_state(self) -> dict[str, torch.Tensor]:
-        """The weights and buffers that :meth:`transform` needs (no training-only state)."""
+        """The weights and buffers that :meth:`transform` needs (no training-only state).
+
+        Raises a ValueError when a parameter the network was built from has been
+        changed since fit (see :meth:`fit`): the weights would not match the
+        parameters saved beside them.
+        """
         check_is_fitted(self)
+        self._check_module_params("save")
         module = self.net_.module_
         return {
             key: value
@@ -547,6 +642,7 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             self._rebuild_for_inference(state, device)
         except (RuntimeError, ValueError, TypeError, IndexError) as exc:
             raise ValueError(f"the weights do not fit the network: {exc}") from None
+        self._check_finite_features()
 
     @property
     def history_(self) -> pd.DataFrame:
@@ -577,6 +673,7 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     def _n_features_out(self) -> int:
         # Measured for the current output-shaping parameters, which may have been
         # set since fit; remembered per setting, since a probe runs the network.
+        self._check_module_params("measure the output")
         key = tuple(repr(getattr(self, name)) for name in self._OUTPUT_PARAMS)
         widths = self.__dict__.setdefault("_widths", {})
         if key not in widths:
@@ -731,12 +828,80 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             channels_last=self.channels_last,
         )
         net.initialize()
+        # New optimizers would look like saved ones: a warm fit must know it starts anew.
+        net.drop_optimizers()
         for row in self.__dict__.pop("_restored_history", []):
             net.history.new_epoch()
             for key, value in row.items():
                 net.history.record(key, value)
         self.net_ = net
+        self._module_params = self._current_module_params()
         self._widths = {}
+
+    def _check_finite_features(self) -> None:
+        """Refuse weights that are finite but give non-finite features.
+
+        A zero standard deviation, a huge weight or a negative running variance
+        turns finite inputs into inf or NaN: every layer is run on a few probe rows
+        (zeros, ones, and uniform values on the 0..1 and 0..255 pixel scales).
+        """
+        limit = nets.WEIGHT_LIMIT
+        for key, value in self.net_.module_.named_parameters():
+            if not bool((value.detach().abs() <= limit).all()):
+                raise ValueError(
+                    f"the weight {key!r} holds values larger than {limit:g}, which training "
+                    "never produces; the transformer would return meaningless features"
+                )
+        width = math.prod(self.input_shape_)
+        generator = torch.Generator().manual_seed(0)
+        probe = torch.cat(
+            [
+                torch.zeros(1, width),
+                torch.ones(1, width),
+                torch.rand(1, width, generator=generator),
+                255 * torch.rand(1, width, generator=generator),
+            ]
+        ).view(4, *self.input_shape_)
+        for layer in self._LAYERS:
+            options = {**self._feature_options(), "layer": layer}
+            try:
+                features = nets.embed(
+                    self.net_,
+                    probe,
+                    lambda module, x, options=options: module.features(x, **options),
+                    batch_size=4,
+                    precision="float32",
+                )
+            except ValueError:  # a layer this encoder does not have (e.g. "conv" of an MLP)
+                continue
+            if not np.isfinite(features).all():
+                raise ValueError(
+                    f"the weights give non-finite features at layer={layer!r} on finite "
+                    "inputs (e.g. a zero standard deviation or a negative running variance)"
+                )
+
+    def _current_module_params(self) -> dict:
+        """The values of the parameters the network is built from, as they are now."""
+        return {
+            name: value if _holds_module(value) else copy.deepcopy(value)
+            for name, value in ((n, getattr(self, n)) for n in self._MODULE_PARAMS)
+        }
+
+    def _check_module_params(self, action: str) -> None:
+        """Refuse to ``action`` when a parameter the network was built from changed since fit."""
+        built = self.__dict__.get("_module_params")
+        if built is None:  # unfitted, or pickled by a version that did not record them
+            return
+        changed = [name for name, value in built.items() if not _same(getattr(self, name), value)]
+        if changed:
+            details = "; ".join(
+                f"{name}={built[name]!r:.60} at fit, {getattr(self, name)!r:.60} now"
+                for name in changed
+            )
+            raise ValueError(
+                f"Cannot {action}: {details}. The fitted network was built from these "
+                "parameters; set them back, or fit anew (with warm_start=False)"
+            )
 
     def _validate_input(self, X, *, reset: bool) -> tuple[np.ndarray, tuple[int, ...]]:
         nd_shape = None
@@ -823,7 +988,7 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     def _probe_width(self) -> int:
         probe = torch.zeros(2, *self.input_shape_, dtype=torch.float32)
-        return nets.embed(self.net_, probe, self._features, batch_size=2).shape[1]
+        return self._embed(probe, batch_size=2).shape[1]
 
     def _inference_batch(self) -> int:
         return max(self.batch_size, 256)
@@ -854,6 +1019,23 @@ def _batch_source(X: np.ndarray, input_shape: tuple[int, ...]) -> torch.Tensor |
     if in_memory:
         return torch.from_numpy(X).view(len(X), *input_shape)
     return X.reshape(len(X), *input_shape)
+
+
+def _holds_module(value) -> bool:
+    """Whether a parameter value is or contains torch modules (compared by identity)."""
+    if isinstance(value, list | tuple):
+        return any(_holds_module(v) for v in value)
+    return isinstance(value, nn.Module)
+
+
+def _same(a, b) -> bool:
+    """Whether two parameter values are the same (modules: the same objects)."""
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:  # e.g. arrays, whose == is elementwise
+        return False
 
 
 def _check_channels_first(shape: tuple[int, ...]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 
@@ -34,25 +35,40 @@ def seeded(seed: int, device: str) -> Iterator[None]:
         yield
 
 
+# torch's thread count is one setting for the whole process: blocks that set it
+# in several threads at once must restore it only when the last one ends.
+_THREADS_LOCK = threading.Lock()
+_threads_users = 0
+_threads_before: int | None = None
+
+
 @contextlib.contextmanager
 def torch_threads(n_threads: int | None) -> Iterator[None]:
     """Run the block with ``n_threads`` torch CPU threads, then restore the setting.
 
-    None leaves torch's setting alone: it already honours ``OMP_NUM_THREADS``,
-    which joblib's process workers (loky) and dask's workers set to their
-    share of the cores. torch keeps the setting per OS thread (and for threads
-    that have not used torch yet), so fits running concurrently in threads
-    each keep their own limit.
+    At most ``os.cpu_count()`` threads are used: more only add contention. None
+    leaves torch's setting alone: it already honours ``OMP_NUM_THREADS``, which
+    joblib's process workers (loky) and dask's workers set to their share of the
+    cores. The setting is process-wide: blocks running at once in several threads
+    share the count set last, and the count from before the first of them is
+    restored when the last one ends.
     """
+    global _threads_users, _threads_before
     if n_threads is None:
         yield
         return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
+    with _THREADS_LOCK:
+        if _threads_users == 0:
+            _threads_before = torch.get_num_threads()
+        _threads_users += 1
+        torch.set_num_threads(min(n_threads, os.cpu_count() or 1))
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        with _THREADS_LOCK:
+            _threads_users -= 1
+            if _threads_users == 0:
+                torch.set_num_threads(_threads_before)
 
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")

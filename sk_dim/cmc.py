@@ -195,9 +195,11 @@ class CMCTransformer(BaseSelfSupervised):
         afterwards). None keeps torch's setting, which follows
         ``OMP_NUM_THREADS``: joblib's process workers (scikit-learn's
         ``n_jobs`` with the default loky backend) and dask's workers already
-        set it to their share of the cores. Set it when several fits share a
-        process, e.g. under joblib's threading backend, to ``n_cores //
-        n_jobs``; the limit holds for the thread that fits.
+        set it to their share of the cores. At most 1024, and at most
+        ``os.cpu_count()`` threads are used. torch's thread count is one
+        setting per process: fits and transforms running at once in threads
+        share the count set last, and the count from before the first of them
+        is restored when the last one ends.
     accelerate : None, True or dict, default=None
         Train through Hugging Face Accelerate (``pip install
         'sk-dim[accelerate]'``), e.g. on several GPUs or machines under
@@ -218,7 +220,15 @@ class CMCTransformer(BaseSelfSupervised):
         must have the same number of features. ``n_iter_`` and ``history_``
         keep counting. Pickles then keep the optimizer state, so that an
         unpickled transformer continues exactly; otherwise they hold only
-        what ``transform`` needs.
+        what ``transform`` needs, and training continued from them (or from
+        :func:`sk_dim.load`) starts new optimizer state, with a warning.
+        Training parameters changed with ``set_params`` (``lr``,
+        ``weight_decay``, ``batch_size``, ``callbacks``, ``early_stopping``,
+        ``on_divergence``, ``precision``, ...) take effect at the next ``fit``
+        or ``partial_fit``; the parameters the network is built from (its
+        ``_MODULE_PARAMS``: ``n_components``, ``encoder``, ``image_shape`` and
+        the objective's) cannot change once fitted: ``transform``, ``save``
+        and continued training then raise a ValueError naming them.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data (at random),
         record the self-supervised loss on it every epoch (``valid_loss``
@@ -243,7 +253,11 @@ class CMCTransformer(BaseSelfSupervised):
         pairs; each fit uses a copy, so the parameter is never modified.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, the memory bank, negatives, augmentations
-        and shuffling. The same seed gives the same features on CPU.
+        and shuffling. The same seed gives the same features on the same
+        machine with the same ``precision_`` (``"auto"`` is bfloat16 on some
+        CPUs and float32 on others; the two differ by about 10%); other CPUs
+        pick other float32 kernels, whose last-bit differences training
+        amplifies.
     verbose : int, default=0
         0 is silent, 1 prints a table per epoch, 2 adds a progress bar.
         Ctrl-C during fit stops training at the end of the current batch
@@ -275,7 +289,9 @@ class CMCTransformer(BaseSelfSupervised):
     n_negatives_ : int
         Number of negatives used (``n_negatives`` capped at ``n_samples - 1``).
     precision_ : {"float32", "bfloat16", "float16"}
-        The precision training used (``precision`` with ``"auto"`` resolved).
+        The precision the last training used (``precision`` with ``"auto"``
+        resolved). ``transform`` follows ``precision`` as it is now, resolved
+        for the network's device.
     channels_last_ : bool
         Whether training used the channels_last layout.
     input_shape_ : tuple of int
@@ -342,6 +358,20 @@ class CMCTransformer(BaseSelfSupervised):
     _OUTPUT_PARAMS = ("layer", "pool_size", "view")
 
     _PRESETS = {"few-images": {"max_epochs": 150, "layer": "blocks", "weight_decay": 5e-4}}
+
+    _MODULE_PARAMS = (
+        *BaseSelfSupervised._MODULE_PARAMS,
+        "views",
+        "loss",
+        "graph",
+        "n_negatives",
+        "temperature",
+        "momentum",
+        "augment",
+        "crop_scale",
+        "color_jitter",
+    )
+    _LAYERS = LAYERS
 
     def __init__(
         self,

@@ -530,7 +530,7 @@ class SelfSupervisedNet(NeuralNet):
                     term=key,
                 )
         if training:
-            self._check_finite_weights(epoch)
+            self.check_finite_weights(epoch)
         for key, value in means.items():
             if key == "loss" or not training:
                 key = f"{prefix}_{key}"
@@ -540,7 +540,8 @@ class SelfSupervisedNet(NeuralNet):
             state = self.module_.state_dict()
             self.last_finite_state_ = {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
-    def _check_finite_weights(self, epoch: int) -> None:
+    def check_finite_weights(self, epoch: int) -> None:
+        """Raise :class:`TrainingDiverged` if a weight is NaN, infinite or beyond WEIGHT_LIMIT."""
         # The last step of an epoch can overflow the weights while every loss
         # it computed was finite, and a loss of normalised embeddings (CMC's)
         # stays finite while the weights explode: both count as divergence.
@@ -582,10 +583,38 @@ class SelfSupervisedNet(NeuralNet):
         if isinstance(self.module, str) and self.module == _SAME_AS_MODULE_:
             self.module = self.module_
 
-    def continue_training(self) -> None:
-        """Make a net unpickled without its optimizers ready to train again."""
-        if not hasattr(self, "optimizer_"):
-            self.initialize_optimizer()
+    def resume_optimizers(self, fitted: SelfSupervisedNet) -> bool:
+        """Continue from the optimizer state of ``fitted``, a net training the same module.
+
+        The state (Adam's moments and step counts, the gradient scaler's scale) is
+        copied; the hyperparameters stay this net's, so that a changed ``lr`` or
+        ``weight_decay`` takes effect. Returns False, changing nothing, when
+        ``fitted`` holds no optimizer state (a lean pickle or a loaded file).
+        """
+        if not hasattr(fitted, "optimizer_"):
+            return False
+        for name in ("optimizer_", "optimizer_discriminator_"):
+            mine, theirs = getattr(self, name, None), getattr(fitted, name, None)
+            if mine is None or theirs is None:
+                continue
+            hyper = [{k: group[k] for k in ("lr", "weight_decay")} for group in mine.param_groups]
+            mine.load_state_dict(theirs.state_dict())
+            for group, values in zip(mine.param_groups, hyper, strict=True):
+                group.update(values)
+        scaler, theirs = self.grad_scaler_, getattr(fitted, "grad_scaler_", None)
+        if scaler is not None and theirs is not None:
+            scaler.load_state_dict(theirs.state_dict())
+        return True
+
+    def drop_optimizers(self) -> None:
+        """Forget the optimizers' state (see :meth:`resume_optimizers`)."""
+        for key in TRAINING_STATE:
+            self.__dict__.pop(key, None)
+
+    def drop_incomplete_epoch(self) -> None:
+        """Remove the history row of an epoch that did not complete (interrupted, diverged)."""
+        if len(self.history) and "train_loss" not in self.history[-1]:
+            del self.history[-1]
 
 
 # No weight of a network that trains sensibly comes near this: beyond it, the
@@ -814,19 +843,25 @@ def embed(
     data: Tensor | np.ndarray,
     fn: Callable[[torch.nn.Module, Tensor], Tensor],
     batch_size: int,
+    *,
+    precision: str | None = None,
+    channels_last: bool | None = None,
 ) -> np.ndarray:
     """Apply ``fn(module, batch)`` in eval mode, batch by batch, as float32 numpy.
 
     Only one batch of activations is alive at a time and the output is
     written into one preallocated array, so large data sets (numpy memmaps
     included, see :class:`DeviceBatches`) are embedded with memory bounded
-    by the model, one batch and the output. Runs in the net's precision
-    where the device supports it (float16 falls back to float32 off CUDA);
-    the output is float32 either way.
+    by the model, one batch and the output. Runs in ``precision`` and
+    ``channels_last`` (resolved values; None: the net's own, resolved for its
+    device, where float16 falls back to float32 off CUDA); the output is
+    float32 either way.
     """
     net.module_.eval()
-    precision = resolve_precision(net.precision, net.device, strict=False)
-    channels_last = resolve_channels_last(net.channels_last, net.device)
+    if precision is None:
+        precision = resolve_precision(net.precision, net.device, strict=False)
+    if channels_last is None:
+        channels_last = resolve_channels_last(net.channels_last, net.device)
     batches = DeviceBatches(data, batch_size=batch_size, shuffle=False, device=net.device)
     output = None
     for x, index in batches:

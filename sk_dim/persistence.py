@@ -42,7 +42,10 @@ import json
 import math
 import os
 import pickle
+import re
 import secrets
+import socket
+import stat
 import warnings
 import zipfile
 import zlib
@@ -71,6 +74,23 @@ _METADATA_KEYS = {
 _COMPOSITE_KEYS = {"format", "format_version", "written_by", "versions", "steps"}
 # Fitted attributes rebuilt at load rather than read from the file.
 _REBUILT = {"net_", "history_"}
+# The fitted attributes each class's fit sets (feature_names_in_ only for
+# named columns), but for _REBUILT: load refuses any other. Kept by hand, as
+# only a fit can list them; tests/test_persistence_files.py compares them with
+# a real fit of each class, so a new attribute cannot be forgotten here.
+_FITTED_COMMON = {
+    "n_features_in_",
+    "feature_names_in_",
+    "input_shape_",
+    "image_shape_",
+    "precision_",
+    "channels_last_",
+    "versions_",
+}
+_FITTED_ATTRIBUTES = {
+    "DeepInfoMaxTransformer": _FITTED_COMMON,
+    "CMCTransformer": _FITTED_COMMON | {"views_", "n_views_", "n_negatives_"},
+}
 
 # Caps on what a file can make load read. JSON entries are capped in bytes and
 # in containers (a JSON "{}" costs 3 bytes but ~70 bytes of Python objects);
@@ -257,12 +277,18 @@ def save(obj, path) -> None:
         ...) that skops can store with its default trusted types, holding
         such transformers at any depth.
     path : str or os.PathLike
-        File to write (a zip file; ``.skdim`` is a good suffix). It is
-        written under a temporary name and renamed once complete, so a
-        failed save leaves neither half a file nor the temporary one.
+        File to write (a zip file; ``.skdim`` is a good suffix). A symlink
+        is followed: the file it points to is written. An existing file is
+        replaced and keeps its permission bits (and, where allowed, its
+        owner); a new one gets ``0o666`` less the umask, as with ``open``.
+        See Notes for what happens on failure.
 
     Raises
     ------
+    ValueError
+        If ``path`` is empty, ends with a path separator, or names
+        something that is not a regular file (a directory, a device such as
+        ``/dev/null``, a FIFO, a socket): it is left as it was.
     TypeError
         If ``obj`` is neither an sk_dim transformer nor a scikit-learn
         estimator, a parameter or fitted attribute of a transformer cannot be
@@ -284,10 +310,22 @@ def save(obj, path) -> None:
     Only the parameters, fitted attributes and the module's weights are
     saved, enough to transform: CMC's memory bank (training state, kept with
     ``keep_memory_bank=True``) is left out with a warning, as is the
-    optimizer state; joblib keeps both. In a composite, unfitted sk_dim
+    optimizer state; joblib keeps both. So are attributes with a trailing
+    underscore that ``fit`` does not set (one's own, added after fit),
+    which :func:`load` would refuse. In a composite, unfitted sk_dim
     transformers (e.g. in a ``ColumnTransformer``'s ``transformers``
     parameter, whose fitted clones are in ``transformers_``) are saved as
     their parameters.
+
+    The file is written under a temporary name in the same folder
+    (``.<name>.sk_dim-save.<host>.<pid>.<random>.tmp``), flushed to disk
+    with ``fsync``, then renamed over ``path`` (and the folder synced where
+    the system allows), so ``path`` holds either the old file or the whole
+    new one, even after a crash or power loss. A failed save removes its
+    temporary file; one left by a process killed during a save (``kill
+    -9``) is removed by the next save to the same path, once no process of
+    this host has that PID. The file is replaced, not rewritten in place:
+    hard links to the old file keep the old content.
 
     References
     ----------
@@ -329,21 +367,123 @@ def save(obj, path) -> None:
 
 
 def _write(entries: dict[str, tuple[bytes, int]], path) -> None:
+    target, existing = _save_target(path)
+    folder, name = os.path.split(target)
+    _remove_orphans(folder, name)
     # Written to a temporary file next to the target, then renamed: a failure
     # never leaves half a file, and the temporary file is removed.
-    path = os.fspath(path)
-    folder, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
-    # Created as open() would (permissions from the umask, unlike mkstemp's 0600).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    tmp = os.path.join(folder, f"{_tmp_prefix(name)}{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(fd, "wb") as file, zipfile.ZipFile(file, "w") as archive:
-            for entry, (data, compression) in entries.items():
-                archive.writestr(entry, data, compress_type=compression)
-        os.replace(tmp, path)
+        # Created as open() would (permissions from the umask, unlike mkstemp's 0600).
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        fd = os.open(tmp, flags, 0o666)
+    except OSError as exc:  # named after the target: the temporary name means nothing to users
+        raise OSError(
+            exc.errno, f"cannot write {os.fsdecode(path)!r}: {exc.strerror}", folder
+        ) from None
+    try:
+        with os.fdopen(fd, "wb") as file:
+            if existing is not None:
+                _keep_owner_and_mode(file.fileno(), tmp, existing)
+            with zipfile.ZipFile(file, "w") as archive:
+                for entry, (data, compression) in entries.items():
+                    archive.writestr(entry, data, compress_type=compression)
+            # On disk before the rename: a crash never leaves the name on an empty file.
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, target)
+        _fsync_folder(folder)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+
+
+def _save_target(path) -> tuple[str, os.stat_result | None]:
+    """The file :func:`save` writes for ``path`` (a symlink followed) and its status if it exists.
+
+    Anything but a regular file there is refused, before a byte is written.
+    """
+    path = os.fsdecode(os.fspath(path))
+    if not path:
+        raise ValueError("save(): path is empty; pass the name of the file to write")
+    if path.endswith(("/", os.sep)):
+        raise ValueError(f"save(): path {path!r} names a folder; pass the name of a file")
+    target = os.path.realpath(path)
+    try:
+        existing = os.stat(target)
+    except FileNotFoundError:
+        return target, None
+    if not stat.S_ISREG(existing.st_mode):
+        shown = repr(path)
+        if target != os.path.abspath(path):
+            shown += f" (which resolves to {target!r})"
+        raise ValueError(
+            f"save(): path {shown} is {_file_kind(existing.st_mode)}, not a regular file; "
+            "refusing to replace it"
+        )
+    return target, existing
+
+
+def _file_kind(mode: int) -> str:
+    kinds = [
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((kind for test, kind in kinds if test(mode)), "not a regular file")
+
+
+def _tmp_prefix(name: str) -> str:
+    # A PID means something only on the host that wrote it (think of network
+    # folders): the host's tag keeps save from judging other hosts' temporaries.
+    host = zlib.crc32(socket.gethostname().encode("utf-8", "replace"))
+    return f".{name}.sk_dim-save.{host:08x}."
+
+
+def _remove_orphans(folder: str, name: str) -> None:
+    """Remove temporaries of ``name`` whose writer (a process on this host) has died."""
+    if os.name != "posix":  # os.kill(pid, 0) would signal, not probe, on Windows
+        return
+    pattern = re.compile(re.escape(_tmp_prefix(name)) + r"(\d+)\.[0-9a-f]+\.tmp")
+    with contextlib.suppress(OSError), os.scandir(folder) as listing:
+        for entry in listing:
+            match = pattern.fullmatch(entry.name)
+            if match and entry.is_file(follow_symlinks=False) and _is_dead(int(match[1])):
+                with contextlib.suppress(OSError):
+                    os.remove(entry.path)
+
+
+def _is_dead(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return True
+    except (OSError, OverflowError):  # PermissionError: alive, another user's
+        pass
+    return False
+
+
+def _keep_owner_and_mode(fd: int, tmp: str, existing: os.stat_result) -> None:
+    # The replacement keeps the replaced file's permissions and, where allowed
+    # (as root), its owner; never setuid or setgid bits, which a data file needs not.
+    if hasattr(os, "fchown") and (existing.st_uid, existing.st_gid) != (os.getuid(), os.getgid()):
+        with contextlib.suppress(OSError):
+            os.fchown(fd, existing.st_uid, existing.st_gid)
+    os.chmod(tmp, stat.S_IMODE(existing.st_mode) & 0o777)
+
+
+def _fsync_folder(folder: str) -> None:
+    # Makes the rename itself durable; not possible on Windows or some file systems.
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _transformer_entries(estimator, prefix: str) -> dict[str, tuple[bytes, int]]:
@@ -362,10 +502,23 @@ def _transformer_entries(estimator, prefix: str) -> dict[str, tuple[bytes, int]]
     }
     entries = {}
     if fitted:
-        metadata["fitted"] = {
-            key: _encode(value, key)
+        attributes = {
+            key: value
             for key, value in vars(estimator).items()
             if key.endswith("_") and not key.startswith("_") and key not in _REBUILT
+        }
+        allowed = _FITTED_ATTRIBUTES[type(estimator).__name__]
+        extra = sorted(set(attributes) - allowed)
+        if extra:
+            # load() refuses attributes fit does not set: a file save wrote must load.
+            warnings.warn(
+                f"save() leaves out the attributes {_short(extra)}, which "
+                f"{type(estimator).__name__}.fit does not set; use joblib to keep them.",
+                UserWarning,
+                stacklevel=3,
+            )
+        metadata["fitted"] = {
+            key: _encode(value, key) for key, value in attributes.items() if key in allowed
         }
         history = estimator.history_.reset_index().astype(object)
         history = history.where(history.notna(), None).to_dict("records")
@@ -498,11 +651,21 @@ def load(path, *, device: str | None = None):
 
     Raises
     ------
+    OSError
+        If the file cannot be opened (``FileNotFoundError``,
+        ``PermissionError``, ...).
     ValueError
-        If the file is not a valid save: not a zip or a damaged one, unknown
-        or missing entries or keys, an entry larger than its cap, invalid
-        JSON, a class outside the sk_dim transformers' classes, invalid parameters or
-        fitted attributes, weights that are not finite or do not fit the
+        If ``path`` is not a regular file (a directory, a FIFO, a device such
+        as ``/dev/zero``, a socket): this is checked, following symlinks,
+        before the file is opened (and again once it is), so such a path
+        neither blocks nor is read without end. If the file is not a valid
+        save: not a zip or a damaged one, unknown or missing entries or keys,
+        an entry larger than its cap, invalid JSON, a class outside the
+        sk_dim transformers' classes, invalid parameters, fitted attributes
+        that the class's ``fit`` does not set (the message names the file
+        and the attribute) or that contradict each other (an
+        ``image_shape_`` other than ``input_shape_`` for images, or than
+        None for vectors), weights that are not finite or do not fit the
         network (the message then names the sk_dim version that wrote the
         file), or, in a composite, types that skops does not trust.
 
@@ -539,30 +702,59 @@ def load(path, *, device: str | None = None):
     >>> loaded.transform(X[:5]).shape == dim.transform(X[:5]).shape
     True
     """
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise ValueError(f"{path} is not a file written by sk_dim's save(): {exc}") from None
-    with archive:
-        names = archive.namelist()
-        if len(set(names)) != len(names):
-            raise ValueError(f"{path}: the zip file repeats entries")
-        single = {"metadata.json", *_WEIGHTS.values()}
-        if "composite.json" not in names and (
-            not set(names) <= single or "metadata.json" not in names
-        ):
-            expected = ["metadata.json", _WEIGHTS[FORMAT_VERSION]]
-            raise ValueError(
-                f"{path}: expected exactly the entries {expected}, found {sorted(names)}"
-            )
+    with _open_regular_file(path) as file:
         try:
-            if "composite.json" in names:
-                return _load_composite(archive, set(names), path, device)
-            return _load_transformer(archive, "", set(names), path, device)
-        except RecursionError:
-            raise ValueError(f"{path}: the saved values are nested too deeply") from None
+            archive = zipfile.ZipFile(file)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+            raise ValueError(f"{path} is not a file written by sk_dim's save(): {exc}") from None
+        with archive:
+            return _load_archive(archive, path, device)
+
+
+def _open_regular_file(path):
+    """``path`` opened for reading, if it is a regular file (a symlink is followed).
+
+    Anything else is refused before it is opened: a FIFO would block, a device
+    such as ``/dev/zero`` be read without end, and opening some devices acts.
+    """
+
+    def refuse(mode):
+        return ValueError(
+            f"{path} is {_file_kind(mode)}, not a regular file; load() reads only files "
+            "written by save()"
+        )
+
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise refuse(mode)
+    # Checked again once open, non-blocking (no effect on a regular file): a
+    # FIFO put in the file's place since the stat is refused, not waited on.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise refuse(mode)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _load_archive(archive: zipfile.ZipFile, path, device):
+    """The transformer or composite in ``archive``, read from ``path``."""
+    names = archive.namelist()
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: the zip file repeats entries")
+    single = {"metadata.json", *_WEIGHTS.values()}
+    if "composite.json" not in names and (not set(names) <= single or "metadata.json" not in names):
+        expected = ["metadata.json", _WEIGHTS[FORMAT_VERSION]]
+        raise ValueError(f"{path}: expected exactly the entries {expected}, found {sorted(names)}")
+    try:
+        if "composite.json" in names:
+            return _load_composite(archive, set(names), path, device)
+        return _load_transformer(archive, "", set(names), path, device)
+    except RecursionError:
+        raise ValueError(f"{path}: the saved values are nested too deeply") from None
 
 
 def _load_transformer(archive, prefix: str, names: set, path, device, *, composite: bool = False):
@@ -613,19 +805,27 @@ def _load_transformer(archive, prefix: str, names: set, path, device, *, composi
 
     if not isinstance(fitted, dict):
         raise ValueError(f"{where}'fitted' must be a JSON object")
+    allowed = _FITTED_ATTRIBUTES[cls.__name__]
     for key in fitted:
-        if (
-            not key.isidentifier()
-            or not key.endswith("_")
-            or key.startswith("_")
-            or key in _REBUILT
-            or hasattr(cls, key)
-        ):
-            raise ValueError(f"{where}unexpected fitted attribute {_short(key)}")
+        if key not in allowed:
+            raise ValueError(
+                f"{where}unexpected fitted attribute {_short(key)}: {cls.__name__}.fit sets "
+                f"only {sorted(allowed)}"
+            )
     fitted = {key: _decode(value, key) for key, value in fitted.items()}
-    for key in ("input_shape_", "n_features_in_", "versions_"):
+    for key in ("input_shape_", "image_shape_", "n_features_in_", "versions_"):
         if key not in fitted:
             raise ValueError(f"{where}the fitted attribute {key!r} is missing")
+    # fit sets image_shape_ to input_shape_ for images and to None for vectors;
+    # compared as repr so that a list, or floats, in its place are refused too.
+    # An input_shape_ that is no tuple at all, from_saved refuses.
+    shape = fitted["input_shape_"]
+    expected = shape if isinstance(shape, tuple) and len(shape) == 3 else None
+    if isinstance(shape, tuple) and repr(fitted["image_shape_"]) != repr(expected):
+        raise ValueError(
+            f"{where}the fitted attribute image_shape_={_short(fitted['image_shape_'])} does "
+            f"not match input_shape_={_short(shape)}: expected {_short(expected)}"
+        )
     history = _history(metadata["history"], where)
     state = _read_weights(archive, weights, version, path)
     hint = _version_hint(metadata, fitted["versions_"], version)

@@ -121,17 +121,23 @@ def test_format_1_files_still_load(saved, fitted, digits, tmp_path):
     _assert_same(load(_rewrite(tmp_path, old)), fitted, digits)
 
 
-def test_new_fitted_attributes_round_trip(fitted, tmp_path):
-    # Attributes a later sk_dim adds are saved generically, non-finite floats included.
+def test_attributes_fit_does_not_set_are_left_out(fitted, tmp_path):
+    # load() refuses them (tests/test_persistence_files.py): save leaves them out, warning.
     model = copy.deepcopy(fitted)
     model.score_curve_ = [2.5, float("nan")]
-    model.best_loss_ = float("inf")
-    model.scores_ = np.array([1.0, -np.inf])
-    save(model, tmp_path / "dim.skdim")
+    with pytest.warns(UserWarning, match=r"leaves out the attributes \['score_curve_'\]"):
+        save(model, tmp_path / "dim.skdim")
     loaded = load(tmp_path / "dim.skdim")
-    assert loaded.best_loss_ == float("inf") and loaded.score_curve_[0] == 2.5
-    assert np.isnan(loaded.score_curve_[1])
-    np.testing.assert_array_equal(loaded.scores_, model.scores_)
+    assert not hasattr(loaded, "score_curve_")
+    assert loaded.input_shape_ == fitted.input_shape_
+
+
+def test_non_finite_values_round_trip_through_json():
+    from sk_dim.persistence import _decode, _encode
+
+    for value in ([2.5, float("nan")], float("inf"), np.array([1.0, -np.inf])):
+        decoded = _decode(json.loads(json.dumps(_encode(value, "x"), allow_nan=False)), "x")
+        np.testing.assert_array_equal(np.asarray(decoded), np.asarray(value))
 
 
 class TinyEncoder(nn.Module):
@@ -354,7 +360,8 @@ def test_size_caps(saved, tmp_path):
 def test_wide_inputs_need_weights(saved, tmp_path):
     def edit(m):
         m["params"]["image_shape"] = {"__tuple__": [1, 4096, 4096]}
-        m["fitted"].update(input_shape_={"__tuple__": [1, 4096, 4096]}, n_features_in_=4096**2)
+        wide = {"__tuple__": [1, 4096, 4096]}
+        m["fitted"].update(input_shape_=wide, image_shape_=wide, n_features_in_=4096**2)
         del m["fitted"]["feature_names_in_"]
 
     with pytest.raises(ValueError, match="n_features_in_=16777216 is more than the weights"):

@@ -226,7 +226,8 @@ def test_pickles_keep_optimizer_state_only_for_warm_start(digits):
 
 def test_a_lean_pickle_can_still_warm_start(digits):
     est = pickle.loads(pickle.dumps(dim().fit(digits)))
-    est.set_params(warm_start=True).fit(digits)
+    with pytest.warns(UserWarning, match="new optimizer state"):
+        est.set_params(warm_start=True).fit(digits)
     assert est.n_iter_ == 4
 
 
