@@ -3,7 +3,8 @@
     python benchmarks/cifar10.py --data-home DIR [--regime small]
         [--n-fit N --n-train 10000 --n-test 2000 --epochs N --dim-epochs N
          --dim {L,defaults} --k 1600 --methods pixels,kmeans,random,cmc,dim
-         --loss {nce,softmax} --preset NAME --threads T --seed 0]
+         --loss {nce,softmax} --preset NAME --threads T --seed 0
+         --simclr-seconds S --seeds 1 --simclr-batch 256 --simclr-width 0.5]
 
 Reads the official python batches with ``sk_dim.datasets.load_cifar10`` from
 ``DIR`` (or ``DIR/cifar-10-batches-py``); exits with a "skipping" message when
@@ -27,7 +28,13 @@ them, scored on the first ``--n-test`` test images. Rows:
   (the single-view baseline of the CMC paper), 1/6 of CMC's epochs; with ``--dim
   defaults``, ``DeepInfoMaxTransformer`` at its default parameters on the RGB
   images. Probed at its own layer, at ``"local"``, ``"blocks"`` and at y;
-- the same two networks with random weights (see ``_protocol.py``).
+- the same two networks with random weights (see ``_protocol.py``);
+- SimCLR (Chen et al., ICML 2020), ``benchmarks/simclr.py``, only when ``--methods``
+  names ``simclr-conv`` (CMC's view encoder, ``--simclr-width`` 0.5, on RGB) or
+  ``simclr-resnet18`` (a CIFAR ResNet-18): trained for the wall-clock time of this run's
+  CMC fit (its DIM fit without CMC; ``--simclr-seconds S`` gives it), ``--seeds N``
+  times (seeds ``--seed`` to ``--seed + N - 1``, with mean and spread), probed at
+  ``"blocks"``, ``"conv"`` and ``"fc"`` (the representation fed to its projection head).
 
 Regimes:
 
@@ -70,12 +77,14 @@ from _protocol import (  # noqa: E402
     summary,
 )
 from coates import KMeansTriangleFeatures  # noqa: E402
+from simclr import budget, simclr_rows  # noqa: E402
 
 from sk_dim import CMCTransformer, DeepInfoMaxTransformer  # noqa: E402
 from sk_dim.datasets import load_cifar10  # noqa: E402
 from sk_dim.views import rgb_to_lab  # noqa: E402
 
 METHODS = ("pixels", "kmeans", "random", "cmc", "dim")
+SIMCLR = ("simclr-conv", "simclr-resnet18")  # selected by name only: not in the default run
 REGIMES = {
     # n_fit, n_train, n_test, CMC epochs, DIM variant; None: decided by the device.
     "default": (None, 10000, 2000, None, "L"),
@@ -126,7 +135,7 @@ def networks(args):
 
 def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-home", default=os.environ.get("SK_DIM_DATA_HOME"))
+    parser.add_argument("--data-home", default=os.environ.get("SK_DIM_DATA"))
     parser.add_argument("--regime", default="default", choices=tuple(REGIMES))
     parser.add_argument("--n-train", type=int, default=None, help="probe training images")
     parser.add_argument("--n-test", type=int, default=None)
@@ -142,6 +151,12 @@ def parse(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="torch and BLAS threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--simclr-seconds", type=float, default=None, help="SimCLR budget (CMC's fit time)"
+    )
+    parser.add_argument("--seeds", type=int, default=1, help="SimCLR seeds from --seed")
+    parser.add_argument("--simclr-batch", type=int, default=256, help="SimCLR batch size")
+    parser.add_argument("--simclr-width", type=float, default=0.5, help="simclr-conv width")
+    parser.add_argument(
         "--results", default=None, help="name of benchmarks/results/NAME.md; 'none' writes nothing"
     )
     args = parser.parse_args(argv)
@@ -154,16 +169,19 @@ def parse(argv=None):
         args.epochs = 50 if gpu else 30
     args.dim = args.dim or dim
     args.methods = args.methods.split(",")
-    unknown = set(args.methods) - set(METHODS)
+    unknown = set(args.methods) - set(METHODS + SIMCLR)
     if unknown:
-        parser.error(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
+        parser.error(f"unknown methods {sorted(unknown)}; choose from {METHODS + SIMCLR}")
+    timed = {"cmc", "dim"} & set(args.methods)
+    if set(SIMCLR) & set(args.methods) and args.simclr_seconds is None and not timed:
+        parser.error("SimCLR is timed on CMC or DIM: add cmc or dim, or give --simclr-seconds")
     return args
 
 
 def main():
     args = parse()
     if args.data_home is None:
-        print("skipping: give --data-home DIR (or set SK_DIM_DATA_HOME)")
+        print("skipping: give --data-home DIR (or set SK_DIM_DATA)")
         return
     if args.threads:
         # BLAS and OpenMP too: oversubscribed threads made the probe 40x slower on a busy CPU.
@@ -210,9 +228,24 @@ def main():
         if method in args.methods:
             label = f"{name}, {transformer.max_epochs} epochs"
             rows += evaluate(label, transformer, fit_images, probe_data, probed)
+    simclr_notes = []
+    for method in (m for m in SIMCLR if m in args.methods):
+        seconds, source = budget(rows, args.simclr_seconds)
+        new, spread = simclr_rows(
+            evaluate,
+            method.split("-", 1)[1],
+            X_fit,
+            data,
+            seconds,
+            range(args.seed, args.seed + args.seeds),
+            batch_size=args.simclr_batch,
+            width=args.simclr_width,
+        )
+        rows += new
+        simclr_notes += [f"- {method}: a {seconds:.0f} s budget, {source}", *spread]
     table = pd.DataFrame(rows)
     references = [m for m in table["method"].unique() if m == "raw pixels" or "k-means" in m]
-    notes = summary(table, references)
+    notes = summary(table, references) + simclr_notes
     notes.append(f"\nwhole benchmark: {time.perf_counter() - start:.0f} s")
     command = "python benchmarks/cifar10.py " + shlex.join(sys.argv[1:])
     name = args.results or ("cifar10" if args.regime == "default" else f"cifar10_{args.regime}")

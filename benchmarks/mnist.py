@@ -2,7 +2,8 @@
 
     python benchmarks/mnist.py --data-home DIR [--n-train 60000 --n-test 10000 --epochs 3
         --cmc-epochs N --layer LAYER --preset NAME --k 1600
-        --methods pixels,pca,kmeans,random,cmc,dim --threads T]
+        --methods pixels,pca,kmeans,random,cmc,dim --threads T
+        --simclr-seconds S --seeds 1 --simclr-batch 256 --simclr-width 0.5]
 
 Reads the four standard MNIST idx files from DIR (or DIR/mnist) with
 :func:`sk_dim.datasets.load_mnist`; prints "skipping" and exits when they are
@@ -21,6 +22,13 @@ about 7 minutes for DIM on 2 CPU cores. Both networks are probed at their defaul
 layer (``--layer`` picks other DIM layers, comma-separated). ``--preset NAME`` builds
 both with ``from_preset(NAME)``, their epochs included unless ``--epochs`` /
 ``--cmc-epochs`` are given. The table is written to ``benchmarks/results/mnist.md``.
+
+SimCLR rows (Chen et al., ICML 2020, ``benchmarks/simclr.py``) are added when
+``--methods`` names ``simclr-conv`` (CMC's view encoder, ``--simclr-width`` 0.5) or
+``simclr-resnet18`` (a CIFAR ResNet-18): grayscale views (crop, flip, brightness and
+contrast), trained for the wall-clock time of this run's CMC fit (its DIM fit without
+CMC; ``--simclr-seconds S`` gives it), ``--seeds N`` times (seeds 0 to N - 1, with mean
+and spread), probed at ``"blocks"``, ``"conv"`` and ``"fc"``.
 """
 
 import argparse
@@ -39,11 +47,13 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).parent))
 from _protocol import RANDOM_FIT_IMAGES, build, evaluate, random_weights, report, summary  # noqa: E402, E501
 from coates import KMeansTriangleFeatures  # noqa: E402
+from simclr import budget, simclr_rows  # noqa: E402
 
 from sk_dim import CMCTransformer, DeepInfoMaxTransformer  # noqa: E402
 from sk_dim.datasets import load_mnist  # noqa: E402
 
 METHODS = ("pixels", "pca", "kmeans", "random", "cmc", "dim")
+SIMCLR = ("simclr-conv", "simclr-resnet18")  # selected by name only: not in the default run
 
 
 def main():
@@ -59,10 +69,20 @@ def main():
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")
     parser.add_argument("--threads", type=int, default=None, help="torch and BLAS threads")
     parser.add_argument("--results", default="mnist", help="results/NAME.md; 'none': no file")
+    parser.add_argument(
+        "--simclr-seconds", type=float, default=None, help="SimCLR budget (CMC's fit time)"
+    )
+    parser.add_argument("--seeds", type=int, default=1, help="SimCLR seeds, from 0")
+    parser.add_argument("--simclr-batch", type=int, default=256, help="SimCLR batch size")
+    parser.add_argument("--simclr-width", type=float, default=0.5, help="simclr-conv width")
     args = parser.parse_args()
     selected = args.methods.split(",")
-    if set(selected) - set(METHODS):
-        parser.error(f"unknown methods {sorted(set(selected) - set(METHODS))}; choose from {METHODS}")  # noqa: E501  # fmt: skip
+    known = METHODS + SIMCLR
+    if set(selected) - set(known):
+        parser.error(f"unknown methods {sorted(set(selected) - set(known))}; choose from {known}")  # noqa: E501  # fmt: skip
+    timed = {"cmc", "dim"} & set(selected)
+    if set(SIMCLR) & set(selected) and args.simclr_seconds is None and not timed:
+        parser.error("SimCLR is timed on CMC or DIM: add cmc or dim, or give --simclr-seconds")
     if args.threads:
         torch.set_num_threads(args.threads)
         threadpool_limits(args.threads)
@@ -106,9 +126,25 @@ def main():
             if key in ("cmc", "dim"):
                 name = f"{name}, {transformer.max_epochs} epochs"
             rows += evaluate(name, transformer, X_train, data, probed)
+    simclr_notes = []
+    for method in (m for m in SIMCLR if m in selected):
+        seconds, source = budget(rows, args.simclr_seconds)
+        new, spread = simclr_rows(
+            evaluate,
+            method.split("-", 1)[1],
+            X_train,
+            data,
+            seconds,
+            range(args.seeds),
+            image_shape=(1, 28, 28),
+            batch_size=args.simclr_batch,
+            width=args.simclr_width,
+        )
+        rows += new
+        simclr_notes += [f"- {method}: a {seconds:.0f} s budget, {source}", *spread]
     table = pd.DataFrame(rows)
     references = [m for m in table["method"].unique() if m == "raw pixels" or "k-means" in m]
-    notes = summary(table, references)
+    notes = summary(table, references) + simclr_notes
     notes.append(f"\nwhole benchmark: {time.perf_counter() - start:.0f} s")
     title = (
         f"MNIST, features learned on {len(X_train)} training images, probe on the same "

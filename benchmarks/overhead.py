@@ -133,7 +133,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--n-images", type=int, default=512, help="32x32 images")
-    parser.add_argument("--data-home", default=os.environ.get("SK_DIM_DATA_HOME"))
+    parser.add_argument("--data-home", default=os.environ.get("SK_DIM_DATA"))
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

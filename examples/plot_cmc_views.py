@@ -10,18 +10,18 @@ colour have in common: shapes and objects, not the exact shade.
 
 This example draws those views with :func:`sk_dim.views.color_views` (the
 normalised views CMC trains on) and :func:`sk_dim.views.rgb_to_lab`. The
-images are CIFAR-10 when the environment variable ``SK_DIM_DATA_HOME`` points
-at a folder holding ``cifar-10-batches-py``, and otherwise digits tinted with
-random foreground and background colours. Nothing is downloaded or trained.
+images are CIFAR-10 when :func:`sk_dim.datasets.load_cifar10` finds it in its
+default folder (``$SK_DIM_DATA``, else ``~/sk_dim_data``), and otherwise digits
+tinted with random foreground and background colours. Nothing is downloaded or
+trained.
 """
-
-import os
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
+from sk_dim.datasets import get_data_home, load_cifar10
 from sk_dim.views import color_views, rgb_to_lab
 
 torch.set_num_threads(1)
@@ -40,15 +40,11 @@ def tinted_digits(n, seed=0):
 
 
 def load_rgb(n):
-    data_home = os.environ.get("SK_DIM_DATA_HOME")
-    if data_home:
-        from sk_dim.datasets import load_cifar10
-
-        try:
-            cifar = load_cifar10(data_home, subset="test")
-            return cifar.images[:n].astype(np.float32) / 255.0, "CIFAR-10"
-        except (FileNotFoundError, OSError) as exc:
-            print(f"CIFAR-10 not found ({exc}); using tinted digits")
+    try:
+        cifar = load_cifar10(subset="test")  # from $SK_DIM_DATA, else ~/sk_dim_data
+        return cifar.images[:n].astype(np.float32) / 255.0, "CIFAR-10"
+    except FileNotFoundError:
+        print(f"CIFAR-10 is not in {get_data_home()}; using tinted digits")
     return tinted_digits(n)
 
 

@@ -58,7 +58,8 @@ for name, pipeline in pipelines.items():
     print(f"{name:>13}: {scores[name].mean():.4f} +/- {scores[name].std():.4f}  ({seconds:.0f} s)")
 
 # %%
-# Plot the accuracies when matplotlib is installed (``pip install sk-dim[plots]``).
+# Plot the accuracies when matplotlib is installed (``pip install -e '.[plots]'``
+# from a source checkout).
 try:
     import matplotlib.pyplot as plt
 except ImportError:

@@ -5,8 +5,9 @@ Training curves of each loss term
 :class:`sk_dim.DeepInfoMaxTransformer` records one row per epoch in
 ``history_``, each term averaged over the epoch's batches:
 
-- ``global_mi`` and ``local_mi``: the Jensen-Shannon MI estimates (the default
-  ``mi_estimator="jsd"``) that training maximizes, in nats. They are 0 for a
+- ``global_mi`` and ``local_mi``: the Jensen-Shannon MI estimates
+  (``mi_estimator="jsd"``, set below; the default is ``"infonce"``) that
+  training maximizes, in nats. They are 0 for a
   critic that cannot tell matching pairs from mismatched ones, and at most
   ``2 log 2`` (about 1.386): the JSD estimator is a bound on twice the
   Jensen-Shannon divergence, not on the (unbounded) KL mutual information,

@@ -3,6 +3,7 @@
 from ._version import __version__
 from .cmc import CMCTransformer
 from .dim import DeepInfoMaxTransformer
+from .export import to_onnx
 from .persistence import load, save
 
-__all__ = ["CMCTransformer", "DeepInfoMaxTransformer", "load", "save", "__version__"]
+__all__ = ["CMCTransformer", "DeepInfoMaxTransformer", "load", "save", "to_onnx", "__version__"]

@@ -9,8 +9,8 @@ return.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
-import warnings
 from abc import abstractmethod
 from numbers import Integral, Real
 
@@ -24,6 +24,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from . import nets
+from ._shapes import infer_image_shape
 from ._torch import (
     PRECISIONS,
     resolve_channels_last,
@@ -33,12 +34,10 @@ from ._torch import (
     torch_threads,
 )
 from ._version import DOCS_URL, versions
+from ._warn import warn_user
 from .modules.base import LayerFeatures, SelfSupervisedModule
-from .persistence import MAX_FREE_FEATURES, register, save
 from .views.makers import nonzero_std
 
-# Square images at least this wide are recognised without an image_shape.
-MIN_INFERRED_SIDE = 8
 # Rows read at a time for the scaling statistics: their float64 copy is 8x this.
 _STATS_CHUNK_BYTES = 2**20
 # More threads than any machine has cores: libgomp would abort the process
@@ -48,13 +47,13 @@ MAX_THREADS = 1024
 _ACCELERATE_PRECISIONS = {"no": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
-def infer_image_shape(n_features: int) -> tuple[int, int, int] | None:
-    """Square grayscale or RGB images, or ``None`` for feature vectors."""
-    for channels in (1, 3):
-        side = math.isqrt(n_features // channels)
-        if side * side * channels == n_features and side >= MIN_INFERRED_SIDE:
-            return (channels, side, side)
-    return None
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named set of constructor parameters (see ``from_preset``), with its use and cost."""
+
+    params: dict
+    use: str
+    cost: str
 
 
 class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -95,20 +94,13 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     # The values of ``layer`` (each class's own).
     _LAYERS: tuple[str, ...] = ()
 
-    # Named parameter sets measured in the benchmarks: {name: {parameter: value}},
-    # documented in each subclass's docstring; read them with from_preset.
-    _PRESETS: dict[str, dict] = {}
+    # Named parameter sets measured in the benchmarks: {name: Preset}, listed by
+    # presets() and documented in each subclass's Notes.
+    _PRESETS: dict[str, Preset] = {}
 
     # The HTML repr links to the class's API page (scikit-learn's mechanism).
     _doc_link_module = "sk_dim"
-    _doc_link_template = DOCS_URL + "gen_modules/sk_dim.{estimator_name}.html"
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        # sk_dim.save and sk_dim.load handle the package's own transformers: a
-        # subclass defined elsewhere may hold code that a file cannot describe.
-        if cls.__module__.startswith("sk_dim.") and not cls.__name__.startswith("_"):
-            register(cls)
+    _doc_link_template = DOCS_URL + "gen_modules/sk_dim.{estimator_name}.html" if DOCS_URL else ""
 
     @classmethod
     def from_preset(cls, name: str, **params):
@@ -134,7 +126,22 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             raise ValueError(
                 f"{cls.__name__} has no preset {name!r}; the presets are {sorted(cls._PRESETS)}"
             )
-        return cls(**{**cls._PRESETS[name], **params})
+        return cls(**{**cls._PRESETS[name].params, **params})
+
+    @classmethod
+    def presets(cls) -> pd.DataFrame:
+        """The presets of :meth:`from_preset`: what each sets, what it is for and costs.
+
+        Returns
+        -------
+        presets : pandas.DataFrame
+            One row per preset (the index is its name), with the columns
+            ``params`` (the constructor parameters it sets), ``use`` (the data
+            it was tuned for) and ``cost`` (the fit time measured in the
+            benchmarks, on 2 CPU cores).
+        """
+        rows = {name: copy.deepcopy(vars(preset)) for name, preset in cls._PRESETS.items()}
+        return pd.DataFrame.from_dict(rows, orient="index", columns=["params", "use", "cost"])
 
     def _validate_params(self) -> None:
         super()._validate_params()
@@ -362,12 +369,11 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         net.initialize()
         net.history = copy.deepcopy(fitted.history)
         if not net.resume_optimizers(fitted):
-            warnings.warn(
+            warn_user(
                 f"{type(self).__name__} continues training with new optimizer state: this "
                 "transformer was loaded from a file or a pickle that holds only what transform "
                 "needs (pickles keep Adam's state with warm_start=True)",
                 UserWarning,
-                stacklevel=4,
             )
         self.precision_ = resolve_precision(self.precision, device)
         self.channels_last_ = resolve_channels_last(self.channels_last, device)
@@ -390,11 +396,10 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             if self.on_divergence == "raise" or net.last_finite_state_ is None:
                 raise
             net.module_.load_state_dict(net.last_finite_state_)
-            warnings.warn(
+            warn_user(
                 f"{exc} on_divergence='keep_last': keeping the weights from the end of "
                 f"epoch {exc.epoch - 1}.",
                 UserWarning,
-                stacklevel=4,
             )
         finally:
             # A copy of the weights and the held-out data: not worth persisting.
@@ -404,11 +409,16 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             # epoch takes its number, so that history_ counts 1, 2, 3, ...
             net.drop_incomplete_epoch()
         if net.interrupted_ is not None:
-            warnings.warn(
+            restored = net.restored_epoch()
+            kept = (
+                "the weights reached then"
+                if restored is None
+                else f"early_stopping's choice, the weights of epoch {restored}"
+            )
+            warn_user(
                 f"Training was interrupted (KeyboardInterrupt) during epoch {net.interrupted_}; "
-                "the transformer keeps the weights reached then.",
+                f"the transformer keeps {kept}.",
                 UserWarning,
-                stacklevel=4,
             )
 
     def _split_validation(self, X, seed: int):
@@ -607,12 +617,6 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     def _load_inference_state(self, state: dict[str, torch.Tensor], device: str) -> None:
         self._check_fitted_attributes()
-        n_weights = sum(v.numel() for v in state.values())
-        if self.n_features_in_ > max(MAX_FREE_FEATURES, n_weights):
-            raise ValueError(
-                f"n_features_in_={self.n_features_in_} is more than the weights ({n_weights} "
-                "values) can serve; refusing to build inputs that wide"
-            )
         try:
             with torch.device("meta"):
                 module = self._build_module(self._zeros(), self.input_shape_)
@@ -670,6 +674,30 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         return self.history_["train_loss"].tolist() if "train_loss" in self.history_ else []
 
     @property
+    def validation_scores_(self) -> list[float] | None:
+        """The held-out loss of every epoch (``history_["valid_loss"]``), or None.
+
+        NaN for an epoch trained without ``early_stopping`` (in a warm start);
+        None when no epoch was. Losses, not scores: lower is better.
+        """
+        history = self.history_
+        return history["valid_loss"].tolist() if "valid_loss" in history else None
+
+    @property
+    def best_loss_(self) -> float | None:
+        """The lowest held-out loss of the last fit, whose epoch's weights were kept; or None.
+
+        Read from ``history_``: the ``valid_loss`` of the last epoch marked
+        ``valid_loss_best``. None when the last epoch was trained without
+        ``early_stopping``.
+        """
+        history = self.history_
+        if "valid_loss_best" not in history or pd.isna(history["valid_loss"].iloc[-1]):
+            return None
+        best = history.index[history["valid_loss_best"].eq(True)]
+        return float(history.loc[best[-1], "valid_loss"])
+
+    @property
     def _n_features_out(self) -> int:
         # Measured for the current output-shaping parameters, which may have been
         # set since fit; remembered per setting, since a probe runs the network.
@@ -679,17 +707,6 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         if key not in widths:
             widths[key] = self._probe_width()
         return widths[key]
-
-    def save(self, path) -> None:
-        """Save the fitted transformer without pickle (see :func:`sk_dim.persistence.save`).
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            File to write: a zip of the parameters as JSON and the weights
-            as tensors, read back with :func:`sk_dim.load`.
-        """
-        save(self, path)
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "net_")
@@ -725,7 +742,8 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             from accelerate import Accelerator
         except ImportError:
             raise ImportError(
-                "accelerate=... needs Hugging Face Accelerate: pip install 'sk-dim[accelerate]'"
+                "accelerate=... needs Hugging Face Accelerate: pip install accelerate (or "
+                "pip install -e '.[accelerate]' from a source checkout)"
             ) from None
         accelerator = Accelerator(**({} if self.accelerate is True else self.accelerate))
         if accelerator.gradient_accumulation_steps > 1:
@@ -779,11 +797,10 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         """
         if self.batch_size <= n_samples:
             return self.batch_size
-        warnings.warn(
+        warn_user(
             f"batch_size={self.batch_size} is larger than the number of samples "
             f"(n_samples={n_samples}); using batch_size={n_samples}",
             UserWarning,
-            stacklevel=4,
         )
         return n_samples
 
@@ -921,7 +938,7 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         )
         _check_float32_range(X)
         if reset:
-            return X, self._resolve_input_shape(X.shape[1], nd_shape)
+            return X, self._resolve_input_shape(X, nd_shape)
         if nd_shape is not None and nd_shape != self.image_shape_:
             raise ValueError(
                 f"X has images of shape {nd_shape}, but {type(self).__name__} was fitted on "
@@ -929,10 +946,11 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             )
         return X, self.input_shape_
 
-    def _resolve_input_shape(self, n_features: int, nd_shape) -> tuple[int, ...]:
+    def _resolve_input_shape(self, X: np.ndarray, nd_shape) -> tuple[int, ...]:
+        n_features = X.shape[1]
         shape = self.image_shape
         if shape == "auto":
-            shape = nd_shape or infer_image_shape(n_features)
+            shape = nd_shape or infer_image_shape(X)
         elif shape is not None:
             if not all(isinstance(s, Integral) and not isinstance(s, bool) for s in shape):
                 raise ValueError(f"image_shape={self.image_shape} must hold 3 ints (C, H, W)")

@@ -11,6 +11,7 @@ def versions() -> dict[str, str]:
     return {"sk_dim": __version__, "torch": torch.__version__, "scikit-learn": sklearn.__version__}
 
 
-# Where the documentation is published (built from docs/ by .readthedocs.yaml); the
-# HTML repr of the estimators links to their API pages there.
-DOCS_URL = "https://sk-dim.readthedocs.io/en/latest/"
+# Where the documentation is published, pinned to the version as scikit-learn pins its
+# links; the HTML repr of the estimators links to their API pages there. Empty until a
+# site exists: no link is better than a dead one (build the docs with `make docs`).
+DOCS_URL = ""

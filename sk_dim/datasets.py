@@ -1,13 +1,16 @@
 """Loaders for standard image data sets that already sit on the user's disk.
 
-Nothing in this module downloads anything: every loader takes a ``data_home``
-folder and reads the files in their official distribution format from there.
-This keeps the package usable on machines without network access and makes the
-provenance of the pixels explicit (the user chose the copy).
+Nothing in this module downloads anything: every loader reads the files in
+their official distribution format from a ``data_home`` folder. As with
+scikit-learn's fetchers, ``data_home=None`` means :func:`get_data_home`: the
+folder named by the environment variable ``SK_DIM_DATA`` when it is set, else
+``~/sk_dim_data``. This keeps the package usable on machines without network
+access and makes the provenance of the pixels explicit (the user chose the copy).
 
 All loaders return uint8 pixels, flattened in ``data`` and shaped in
-``images``, with ``image_shape`` given as ``(C, H, W)`` to match the
-channel-first convention used throughout ``sk_dim``.
+``images`` (``(n, 28, 28)`` for MNIST, ``(n, 3, 32, 32)`` for CIFAR-10), with
+``image_shape`` given as ``(C, H, W)`` to match the channel-first convention
+used throughout ``sk_dim``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from typing import Any
 import numpy as np
 from sklearn.utils import Bunch
 
-__all__ = ["load_cifar10", "load_mnist"]
+__all__ = ["get_data_home", "load_cifar10", "load_mnist"]
+
+_DATA_HOME_ENV = "SK_DIM_DATA"
+_DEFAULT_DATA_HOME = "~/sk_dim_data"
 
 _SUBSETS = ("train", "test", "all")
 
@@ -89,6 +95,57 @@ the original release, so say which copy produced any reported number.
 """
 
 
+def get_data_home(data_home: str | os.PathLike[str] | None = None) -> str:
+    """The folder the data set loaders read from.
+
+    Like scikit-learn's ``sklearn.datasets.get_data_home``, but nothing is created and
+    nothing is ever downloaded into it: put the files there yourself.
+
+    Parameters
+    ----------
+    data_home : str, os.PathLike or None, default=None
+        The folder. None uses the environment variable ``SK_DIM_DATA`` when it
+        is set and not empty, else ``~/sk_dim_data``. ``~`` is expanded.
+
+    Returns
+    -------
+    data_home : str
+        The folder's path, which need not exist.
+
+    See Also
+    --------
+    load_mnist : Reads MNIST from this folder or its ``mnist`` subfolder.
+    load_cifar10 : Reads CIFAR-10 from its ``cifar-10-batches-py`` subfolder.
+
+    Examples
+    --------
+    >>> import os
+    >>> from sk_dim.datasets import get_data_home
+    >>> get_data_home("~/data") == os.path.expanduser("~/data")
+    True
+    >>> get_data_home()  # doctest: +SKIP
+    '/home/me/sk_dim_data'
+    """
+    if data_home is None:
+        data_home = os.environ.get(_DATA_HOME_ENV) or _DEFAULT_DATA_HOME
+    return str(Path(data_home).expanduser())
+
+
+def _default_hint(data_home) -> str:
+    """How the folder searched was chosen, when the user did not name it."""
+    if data_home is not None:
+        return ""
+    source = (
+        f"${_DATA_HOME_ENV}"
+        if os.environ.get(_DATA_HOME_ENV)
+        else f"{_DEFAULT_DATA_HOME} (${_DATA_HOME_ENV} is not set)"
+    )
+    return (
+        f" data_home=None reads {source}; pass data_home=... or set ${_DATA_HOME_ENV} "
+        "to the folder holding the files."
+    )
+
+
 def _subset_splits(subset: str) -> tuple[str, ...]:
     """Map ``subset`` to the splits to read, in output order (train first)."""
     if subset not in _SUBSETS:
@@ -130,6 +187,8 @@ def _find_files(
         alternatives = " or ".join(repr(s) for s in suffixes if s)
         optional = f" (optionally with a {alternatives} suffix)" if alternatives else ""
         searched = ", ".join(str(folder) for folder in folders)
+        if not any(folder.is_dir() for folder in folders):
+            searched += " (none of these folders exists)"
         raise FileNotFoundError(
             f"Could not find {', '.join(missing)}{optional} in any of: {searched}. "
             f"Nothing is downloaded; place the files there first.{hint}"
@@ -195,7 +254,7 @@ def _check_label_range(labels: np.ndarray, path: Path) -> None:
 
 
 def load_mnist(
-    data_home: str | os.PathLike[str],
+    data_home: str | os.PathLike[str] | None = None,
     *,
     subset: str = "train",
     return_X_y: bool = False,
@@ -209,9 +268,10 @@ def load_mnist(
 
     Parameters
     ----------
-    data_home : str or os.PathLike
+    data_home : str, os.PathLike or None, default=None
         Folder holding the four files, or its parent when they sit in a
-        ``mnist`` subfolder. ``~`` is expanded.
+        ``mnist`` subfolder. ``~`` is expanded. None means
+        :func:`get_data_home`: ``$SK_DIM_DATA``, else ``~/sk_dim_data``.
     subset : {"train", "test", "all"}, default="train"
         Which split to load: the 60,000 training images, the 10,000 test
         images, or all 70,000 with the training images first, so that rows
@@ -245,7 +305,8 @@ def load_mnist(
     ------
     FileNotFoundError
         If a needed file is found in none of the searched folders; the
-        message names the missing files and the folders searched.
+        message names the missing files and the folders searched (and, for
+        ``data_home=None``, where that folder came from).
     ValueError
         If ``subset`` is invalid, or a file is truncated, corrupt, has the
         wrong idx magic number, or its image and label counts differ; the
@@ -267,6 +328,7 @@ def load_mnist(
     Examples
     --------
     >>> from sk_dim.datasets import load_mnist
+    >>> mnist = load_mnist()  # $SK_DIM_DATA or ~/sk_dim_data  # doctest: +SKIP
     >>> mnist = load_mnist("~/data")  # doctest: +SKIP
     >>> mnist.data.shape, mnist.images.shape, mnist.image_shape  # doctest: +SKIP
     ((60000, 784), (60000, 28, 28), (1, 28, 28))
@@ -275,9 +337,11 @@ def load_mnist(
     (dtype('uint8'), dtype('int64'), (10000, 784))
     """
     splits = _subset_splits(subset)
-    root = Path(data_home).expanduser()
+    root = Path(get_data_home(data_home))
     names = [name for split in splits for name in _MNIST_FILES[split]]
-    paths = _find_files(names, [root, root / "mnist"], suffixes=("", ".gz"))
+    paths = _find_files(
+        names, [root, root / "mnist"], suffixes=("", ".gz"), hint=_default_hint(data_home)
+    )
 
     image_parts: list[np.ndarray] = []
     label_parts: list[np.ndarray] = []
@@ -383,7 +447,7 @@ def _load_cifar10_names(path: Path | None) -> np.ndarray:
 
 
 def load_cifar10(
-    data_home: str | os.PathLike[str],
+    data_home: str | os.PathLike[str] | None = None,
     *,
     subset: str = "train",
     return_X_y: bool = False,
@@ -397,9 +461,10 @@ def load_cifar10(
 
     Parameters
     ----------
-    data_home : str or os.PathLike
+    data_home : str, os.PathLike or None, default=None
         Folder containing ``cifar-10-batches-py``, or that folder itself.
-        ``~`` is expanded.
+        ``~`` is expanded. None means :func:`get_data_home`:
+        ``$SK_DIM_DATA``, else ``~/sk_dim_data``.
     subset : {"train", "test", "all"}, default="train"
         Which split to load: the 50,000 training images, the 10,000 test
         images, or all 60,000 with the training images first (batches 1 to 5
@@ -437,7 +502,8 @@ def load_cifar10(
     ------
     FileNotFoundError
         If a needed batch file is found in none of the searched folders; the
-        message names the missing files and the folders searched.
+        message names the missing files and the folders searched (and, for
+        ``data_home=None``, where that folder came from).
     ValueError
         If ``subset`` is invalid, or a file cannot be unpickled or does not
         hold a valid batch (uint8 data with 3072 columns, as many labels as
@@ -466,6 +532,7 @@ def load_cifar10(
     Examples
     --------
     >>> from sk_dim.datasets import load_cifar10
+    >>> cifar = load_cifar10()  # $SK_DIM_DATA or ~/sk_dim_data  # doctest: +SKIP
     >>> cifar = load_cifar10("~/data")  # doctest: +SKIP
     >>> cifar.data.shape, cifar.images.shape, cifar.image_shape  # doctest: +SKIP
     ((50000, 3072), (50000, 3, 32, 32), (3, 32, 32))
@@ -476,13 +543,14 @@ def load_cifar10(
     ((10000, 3072), (10000,))
     """
     splits = _subset_splits(subset)
-    root = Path(data_home).expanduser()
+    root = Path(get_data_home(data_home))
     folders = [root / _CIFAR10_DIR, root]
     names = [name for split in splits for name in _CIFAR10_FILES[split]]
     paths = _find_files(
         names,
         folders,
-        hint=" Extract the official cifar-10-python.tar.gz into data_home.",
+        hint=" Extract the official cifar-10-python.tar.gz into data_home."
+        + _default_hint(data_home),
     )
 
     data_parts: list[np.ndarray] = []

@@ -8,7 +8,11 @@ different ones, all set here:
 - batches sliced from one tensor already on the device, or read one
   batch at a time from a numpy array (a memmap), and reshuffled every
   epoch (in-batch negatives need shuffling; per-row
-  ``Dataset.__getitem__`` calls are slow);
+  ``Dataset.__getitem__`` calls are slow); training skips the last
+  incomplete batch, as the reference implementations do;
+- held-out rows scored by the module's ``validation_terms`` with the same
+  random draws every epoch, and early stopping that restores the epoch
+  with the lowest ``valid_loss`` (:class:`LowestValidLoss`);
 - every epoch's random draws seeded from the fit's seed and the epoch
   number, so that a fit resumed from a checkpoint repeats the
   uninterrupted one;
@@ -40,7 +44,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping, EpochTimer, PrintLog, ProgressBar
+from skorch.callbacks import Callback, EpochTimer, PrintLog, ProgressBar
 from skorch.hf import AccelerateMixin  # imports no Hugging Face library
 from skorch.utils import noop
 from torch import Tensor
@@ -137,9 +141,17 @@ class DeviceBatches:
     and a memmap's rows are read from its file (see :class:`FileRows`), so
     memory does not grow with the data set.
 
-    The order is reshuffled every epoch with a seeded generator, and a
-    trailing batch of one sample is dropped (batch norm and in-batch
-    negatives need two).
+    The order is reshuffled every epoch with a seeded generator. What
+    happens to a last incomplete batch depends on ``last_batch``:
+
+    - ``"drop"`` (training, the default when shuffling): skipped when there
+      is at least one full batch, as the reference implementations do (a
+      few rows would take a full optimizer step with batch-norm statistics
+      of a few samples and as few in-batch negatives; the rows left out
+      change every epoch); a lone batch of one row is skipped too;
+    - ``"merge"`` (held-out scoring): every row is kept, and a trailing batch
+      of one row joins the previous one (in-batch negatives need two);
+    - ``"keep"`` (transform, the default otherwise): every batch as it comes.
 
     With ``num_shards`` > 1 (one shard per process of a distributed fit),
     every process draws the same order from an identically seeded
@@ -160,7 +172,7 @@ class DeviceBatches:
         generator: torch.Generator | None = None,
         num_shards: int = 1,
         shard: int = 0,
-        drop_single: bool | None = None,
+        last_batch: str | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.batch_size = batch_size
@@ -168,8 +180,11 @@ class DeviceBatches:
         self.generator = generator
         self.num_shards = num_shards
         self.shard = shard
-        # Training and validation batches need two rows; transform keeps every row.
-        self.drop_single = shuffle if drop_single is None else drop_single
+        if last_batch is None:
+            last_batch = "drop" if shuffle else "keep"
+        if last_batch not in ("drop", "merge", "keep"):
+            raise ValueError(f"last_batch must be 'drop', 'merge' or 'keep', got {last_batch!r}")
+        self.last_batch = last_batch
         if isinstance(data, np.ndarray):
             self.data = data
             self.file = FileRows.of(data)
@@ -177,10 +192,26 @@ class DeviceBatches:
             self.data = _to_device_if_it_fits(data, self.device)
 
     def __len__(self) -> int:
-        return math.ceil(self._n_rows() / self.batch_size)
+        return len(self._bounds(self._n_rows()))
 
     def _n_rows(self) -> int:
         return len(self.data) // self.num_shards
+
+    def _bounds(self, n: int) -> list[tuple[int, int]]:
+        """``(start, stop)`` of each batch of ``n`` rows, after ``last_batch``'s rule."""
+        size = self.batch_size
+        bounds = [(start, min(start + size, n)) for start in range(0, n, size)]
+        if not bounds:
+            return bounds
+        start, stop = bounds[-1]
+        if self.last_batch == "drop":
+            incomplete = stop - start < self.batch_size
+            if (incomplete and len(bounds) > 1) or stop - start < 2:
+                bounds.pop()
+        elif self.last_batch == "merge" and stop - start == 1 and len(bounds) > 1:
+            bounds.pop()
+            bounds[-1] = (bounds[-1][0], stop)
+        return bounds
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         n = len(self.data)
@@ -192,10 +223,8 @@ class DeviceBatches:
         on_device = isinstance(self.data, Tensor) and self.data.device == self.device
         if on_device:  # one copy of the order per epoch rather than two per batch
             order = order.to(self.device)
-        for start in range(0, len(order), self.batch_size):
-            index = order[start : start + self.batch_size]
-            if self.drop_single and len(index) < 2:
-                break
+        for start, stop in self._bounds(len(order)):
+            index = order[start:stop]
             if on_device:
                 yield self.data[index], index
                 continue
@@ -354,7 +383,9 @@ class SelfSupervisedNet(NeuralNet):
         self.interrupted_ = None
         self.last_finite_state_ = None
         self._stopped_by_callback = False
+        self._stop_after_epoch = False
         self._epoch_generator = torch.Generator()
+        self._validation_generator = torch.Generator()
         if epochs is None and self._fitting_anew:
             epochs = max(0, self.max_epochs - len(self.history))
         # Resolved once per fit, not per batch; float16 on a CPU raises here.
@@ -392,6 +423,17 @@ class SelfSupervisedNet(NeuralNet):
             # skorch's EarlyStopping ends training this way: not a Ctrl-C.
             self._stopped_by_callback = method_name == "on_epoch_end"
             raise
+        if method_name == "on_epoch_end" and self._stop_after_epoch:
+            # Raised once every callback has seen the epoch: PrintLog, always
+            # the last, has printed its row.
+            self._stopped_by_callback = True
+            raise KeyboardInterrupt
+
+    def stop_after_epoch(self) -> None:
+        """End training once every callback has run ``on_epoch_end`` (for callbacks)."""
+        self._stop_after_epoch = True
+
+    _stop_after_epoch = False
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         super().on_epoch_begin(net, dataset_train, dataset_valid, **kwargs)
@@ -454,15 +496,16 @@ class SelfSupervisedNet(NeuralNet):
             shuffle=training,
             device=self.device,
             generator=self._epoch_generator if training else None,
-            drop_single=True,
+            last_batch="drop" if training else "merge",
         )
 
     def validation_step(self, batch, **fit_params) -> dict[str, Tensor]:
-        """The loss terms on held-out rows, in eval mode and without gradients."""
+        """The module's ``validation_terms`` on held-out rows, in eval mode, without gradients."""
         self._set_training(False)
         x, index = batch
+        x = to_memory_format(x, self._train_channels_last)
         with torch.no_grad(), autocast(self.device, self._train_precision):
-            return self.module_(to_memory_format(x, self._train_channels_last), index)
+            return self._bare_module().validation_terms(x, index, self._validation_generator)
 
     def train_step(self, batch, **fit_params) -> dict[str, Tensor]:
         self._set_training(True)
@@ -476,7 +519,8 @@ class SelfSupervisedNet(NeuralNet):
             with autocast(self.device, self._train_precision):
                 disc_loss = self._bare_module().discriminator_step_loss(terms)
             self._step(disc_loss, disc_optimizer)
-            terms["discriminator"] = disc_loss
+            # The module may have logged the parts of its loss itself.
+            terms.setdefault("discriminator", disc_loss)
         if self.grad_scaler_ is not None:
             self.grad_scaler_.update()
         return terms
@@ -498,6 +542,10 @@ class SelfSupervisedNet(NeuralNet):
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         if iterator is None:
             return
+        if not training:
+            # The same held-out draws (augmentations, negatives) every epoch, so
+            # that valid_loss changes only with the weights.
+            self._validation_generator.manual_seed(validation_seed(self.seed))
         # Sums stay on the device so a step never waits for a host copy, and
         # are stacked so that a batch adds to them with two small kernels
         # rather than two per term.
@@ -611,6 +659,16 @@ class SelfSupervisedNet(NeuralNet):
         for key in TRAINING_STATE:
             self.__dict__.pop(key, None)
 
+    def sync_buffers(self) -> None:
+        """Make the module's buffers the same in every process (one process: nothing to do)."""
+
+    def restored_epoch(self) -> int | None:
+        """The epoch whose weights early stopping restored at the end of training, or None."""
+        for _, callback in getattr(self, "callbacks_", []):
+            if isinstance(callback, LowestValidLoss):
+                return getattr(callback, "restored_epoch_", None)
+        return None
+
     def drop_incomplete_epoch(self) -> None:
         """Remove the history row of an epoch that did not complete (interrupted, diverged)."""
         if len(self.history) and "train_loss" not in self.history[-1]:
@@ -636,6 +694,14 @@ def without_training_state(net: SelfSupervisedNet) -> SelfSupervisedNet:
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of one epoch's random draws, from the fit's seed and the epoch."""
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def validation_seed(seed: int) -> int:
+    """The seed of every held-out pass's random draws, from the fit's seed.
+
+    A stream of its own (a spawn key), apart from every epoch's.
+    """
+    return int(np.random.SeedSequence(seed, spawn_key=(1,)).generate_state(1)[0])
 
 
 def _in(param: Tensor, params: list[Tensor]) -> bool:
@@ -701,17 +767,21 @@ class AcceleratedSelfSupervisedNet(AccelerateMixin, SelfSupervisedNet):
         return self.accelerator.unwrap_model(self.module_)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
-        if self.accelerator.num_processes > 1:
-            from accelerate.utils import broadcast
-
-            # DistributedDataParallel copies process 0's buffers (batch-norm
-            # statistics) to the others before each forward, so the last step
-            # leaves them different: take process 0's, so that every process
-            # ends with the same model.
-            with torch.no_grad():
-                for buffer in self.module_.buffers():
-                    buffer.copy_(broadcast(buffer, from_process=0))
+        self.sync_buffers()
         return super().on_train_end(net, X=X, y=y, **kwargs)
+
+    def sync_buffers(self) -> None:
+        """Give every process process 0's buffers (batch-norm statistics)."""
+        if self.accelerator.num_processes == 1:
+            return
+        from accelerate.utils import broadcast
+
+        # DistributedDataParallel copies process 0's buffers to the others before
+        # each forward, so the last step leaves them different: take process 0's,
+        # so that every process ends with the same model.
+        with torch.no_grad():
+            for buffer in self.module_.buffers():
+                buffer.copy_(broadcast(buffer, from_process=0))
 
     def _step(self, loss: Tensor, optimizer: torch.optim.Optimizer) -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -755,6 +825,71 @@ def without_accelerator(net: SelfSupervisedNet) -> SelfSupervisedNet:
     return net
 
 
+class LowestValidLoss(Callback):
+    """Early stopping on ``valid_loss`` that ends with the weights of its lowest epoch.
+
+    The rule of scikit-learn's MLPs: after each epoch, a ``valid_loss`` lower
+    than the lowest so far by more than ``tol`` is an improvement, and
+    training stops after ``n_iter_no_change`` epochs without one. The epoch
+    with the lowest ``valid_loss`` (the first, on ties) is kept apart from
+    that rule, even when it beat the previous lowest by less than ``tol``:
+    a CPU copy of its weights is taken, and restored at the end of training
+    (after a Ctrl-C too), so the epoch restored is always the argmin of the
+    fit's ``valid_loss``. Each epoch records ``valid_loss_best``, True where
+    its ``valid_loss`` is the lowest of the fit so far (skorch's convention:
+    ``PrintLog`` highlights it, ``Checkpoint`` monitors it); the restored
+    epoch is the fit's last such one.
+
+    Training stops through :meth:`SelfSupervisedNet.stop_after_epoch`,
+    once every callback has seen the epoch, so the table ``PrintLog`` prints
+    has every epoch of ``history``.
+    """
+
+    def __init__(self, n_iter_no_change: int, tol: float, sink: Callable = noop) -> None:
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.sink = sink
+
+    def on_train_begin(self, net, **kwargs):
+        self.lowest_loss_ = math.inf
+        self.lowest_epoch_ = None
+        self.lowest_state_ = None
+        self.no_improvement_count_ = 0
+        self.stopped_ = False
+        self.restored_epoch_ = None
+
+    def on_epoch_end(self, net, **kwargs):
+        loss, epoch = net.history[-1, "valid_loss"], net.history[-1, "epoch"]
+        improved = loss < self.lowest_loss_ - self.tol
+        lowest = loss < self.lowest_loss_
+        net.history.record("valid_loss_best", bool(lowest))
+        if lowest:
+            self.lowest_loss_, self.lowest_epoch_ = loss, epoch
+            state = net._bare_module().state_dict()
+            self.lowest_state_ = {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+        self.no_improvement_count_ = 0 if improved else self.no_improvement_count_ + 1
+        if self.no_improvement_count_ >= self.n_iter_no_change:
+            self.stopped_ = True
+            net.stop_after_epoch()
+
+    def on_train_end(self, net, **kwargs):
+        if self.stopped_:
+            self.sink(
+                f"Stopping: valid_loss has not improved by more than tol={self.tol:g} "
+                f"for {self.n_iter_no_change} epochs."
+            )
+        if self.lowest_state_ is None:
+            return
+        net._bare_module().load_state_dict(self.lowest_state_)
+        net.sync_buffers()
+        self.lowest_state_ = None  # the copy is not worth keeping (or pickling)
+        self.restored_epoch_ = self.lowest_epoch_
+        self.sink(
+            f"Restoring the weights of epoch {self.lowest_epoch_}, the lowest valid_loss "
+            f"({self.lowest_loss_:.4f})."
+        )
+
+
 def make_net(
     module: torch.nn.Module,
     *,
@@ -779,25 +914,22 @@ def make_net(
 
     ``callbacks`` are skorch callbacks (or ``(name, callback)`` pairs), run
     after sk_dim's own. With ``validation_data``, every epoch also records
-    the loss terms on it (``valid_loss``, ``valid_<term>``); with
-    ``n_iter_no_change`` as well, training stops once ``valid_loss`` has not
-    improved by more than ``tol`` for that many epochs, and the weights of
-    the best epoch are restored.
+    the module's ``validation_terms`` on it (``valid_loss``,
+    ``valid_<term>``); with ``n_iter_no_change`` as well, training stops once
+    ``valid_loss`` has not improved by more than ``tol`` for that many epochs,
+    and the weights of the epoch with the lowest ``valid_loss`` are restored
+    (:class:`LowestValidLoss`).
 
     With an ``accelerate.Accelerator``, an :class:`AcceleratedSelfSupervisedNet`
     on the accelerator's device, whose mixed precision replaces ``precision``.
     """
     own = [("progress_bar", ProgressBar(postfix_keys=()))] if verbose > 1 else []
     if validation_data is not None and n_iter_no_change is not None:
-        stopping = EarlyStopping(
-            monitor="valid_loss",
-            patience=n_iter_no_change,
-            threshold=tol,
-            threshold_mode="abs",
-            load_best=True,
-            sink=print if verbose else noop,
-        )
-        own.append(("early_stopping", stopping))
+        # On the main process only under accelerate, as PrintLog; print itself
+        # rather than accelerator.print, which would pickle the accelerator.
+        main = accelerator is None or accelerator.is_main_process
+        sink = print if verbose and main else noop
+        own.append(("early_stopping", LowestValidLoss(n_iter_no_change, tol, sink=sink)))
     cls, extra = SelfSupervisedNet, {}
     if accelerator is not None:
         # PrintLog prints to any sink but print whatever the verbosity; "auto"

@@ -46,7 +46,6 @@ import re
 import secrets
 import socket
 import stat
-import warnings
 import zipfile
 import zlib
 from numbers import Integral, Real
@@ -59,13 +58,17 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._torch import resolve_device
 from ._version import __version__, versions
+from ._warn import warn_user
+from .cmc import CMCTransformer
+from .dim import DeepInfoMaxTransformer
 
 FORMAT = "sk_dim"
 FORMAT_VERSION = 2
 # Version 1 stored the weights as a torch pickle (read with weights_only=True).
 READABLE_VERSIONS = (1, 2)
-# Transformer classes by name, filled by register().
-_REGISTRY: dict[str, type] = {}
+# The transformer classes a file may name: sk_dim's own. A subclass defined
+# elsewhere may hold code that a file cannot describe.
+_REGISTRY: dict[str, type] = {cls.__name__: cls for cls in (DeepInfoMaxTransformer, CMCTransformer)}
 _WEIGHTS = {1: "weights.pt", 2: "weights.safetensors"}
 _METADATA_KEYS = {
     1: {"format", "format_version", "class", "params", "fitted", "history"},
@@ -167,16 +170,6 @@ class SavedTransformer:
 
     def __repr__(self) -> str:
         return f"SavedTransformer({self.entry!r})"
-
-
-def register(cls: type) -> type:
-    """Let :func:`save` and :func:`load` handle ``cls``.
-
-    The transformers' base class registers sk_dim's own subclasses, so this
-    module needs to import none of them.
-    """
-    _REGISTRY[cls.__name__] = cls
-    return cls
 
 
 def _is_transformer(obj) -> bool:
@@ -511,11 +504,10 @@ def _transformer_entries(estimator, prefix: str) -> dict[str, tuple[bytes, int]]
         extra = sorted(set(attributes) - allowed)
         if extra:
             # load() refuses attributes fit does not set: a file save wrote must load.
-            warnings.warn(
+            warn_user(
                 f"save() leaves out the attributes {_short(extra)}, which "
                 f"{type(estimator).__name__}.fit does not set; use joblib to keep them.",
                 UserWarning,
-                stacklevel=3,
             )
         metadata["fitted"] = {
             key: _encode(value, key) for key, value in attributes.items() if key in allowed
@@ -528,12 +520,11 @@ def _transformer_entries(estimator, prefix: str) -> dict[str, tuple[bytes, int]]
         state = estimator.inference_state()
         training_only = sorted(set(estimator.net_.module_.state_dict()) - set(state))
         if training_only:
-            warnings.warn(
+            warn_user(
                 f"save() leaves out training-only state ({_short(training_only)}, e.g. CMC's "
                 "memory bank); the loaded transformer transforms the same but cannot continue "
                 "training. Use joblib to keep it.",
                 UserWarning,
-                stacklevel=4,
             )
         # safetensors wants contiguous tensors that share no memory: copies.
         tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
@@ -641,7 +632,8 @@ def load(path, *, device: str | None = None):
     device : str or None, default=None
         Device of the loaded networks. None uses each transformer's
         ``device`` parameter, falling back to the CPU (with a warning) when
-        that is CUDA and none is available.
+        that is CUDA and none is available; a device named here that is not
+        available raises a ValueError, as ``fit`` does.
 
     Returns
     -------
@@ -830,7 +822,14 @@ def _load_transformer(archive, prefix: str, names: set, path, device, *, composi
     state = _read_weights(archive, weights, version, path)
     hint = _version_hint(metadata, fitted["versions_"], version)
     _check_versions(fitted["versions_"], path)
-    device = _load_device(estimator.device if device is None else device)
+    device = _load_device(estimator.device) if device is None else _check_device(device)
+    n_features, n_weights = fitted["n_features_in_"], sum(v.numel() for v in state.values())
+    if isinstance(n_features, int) and n_features > max(MAX_FREE_FEATURES, n_weights):
+        # Checked before from_saved builds anything n_features_in_ wide.
+        raise ValueError(
+            f"{where}n_features_in_={n_features} is more than the weights ({n_weights} "
+            "values) can serve; refusing to build inputs that wide"
+        )
     try:
         return cls.from_saved(params, fitted, state, history=history, device=device)
     except ValueError as exc:
@@ -1029,21 +1028,27 @@ def _check_versions(saved, path) -> None:
         listed = ", ".join(
             f"{k} {_short(old, plain=True)} (now {new})" for k, (old, new) in differ.items()
         )
-        warnings.warn(
-            f"{path} was saved with {listed}; its output may differ slightly",
-            UserWarning,
-            stacklevel=4,
-        )
+        warn_user(f"{path} was saved with {listed}; its output may differ slightly", UserWarning)
 
 
-def _load_device(device: str) -> str:
-    device = resolve_device(device)
+def _load_device(saved: str) -> str:
+    """The device the transformer was saved with, or the CPU where that one is absent."""
+    device = resolve_device(saved)
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        warnings.warn(
-            f"device={device!r} is not available; loading on the CPU", UserWarning, stacklevel=4
-        )
+        warn_user(f"the transformer was saved with device={saved!r}, absent here; using the CPU")
         return "cpu"
     return device
 
 
-__all__ = ["UnsafeToSaveError", "load", "register", "save"]
+def _check_device(device: str) -> str:
+    """The device ``load`` was asked for, refused where it is absent (as ``fit`` refuses it)."""
+    device = resolve_device(device)
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} needs CUDA, which is not available; use device='cpu' or "
+            "'auto', or leave device=None"
+        )
+    return device
+
+
+__all__ = ["UnsafeToSaveError", "load", "save"]

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_digits
 
+import sk_dim
 from sk_dim import CMCTransformer, DeepInfoMaxTransformer, load
 from sk_dim.nets import SelfSupervisedNet
 
@@ -61,7 +62,7 @@ def test_the_fitted_transformer_pickles_and_loads_without_accelerate(digits, mon
     expected = dim.fit(digits).transform(digits)
     buffer = io.BytesIO()
     joblib.dump(dim, buffer)
-    dim.save(tmp_path / "dim.skdim")
+    sk_dim.save(dim, tmp_path / "dim.skdim")
 
     # Unpickling anything of accelerate's would import it and fail.
     for name in [m for m in sys.modules if m == "accelerate" or m.startswith("accelerate.")]:

@@ -88,7 +88,25 @@ LAYERS = {
     "sk_dim.views": ("sk_dim.views", "sk_dim.losses"),
     "sk_dim.modules": ("sk_dim.modules", "sk_dim.losses", "sk_dim.views"),
     "sk_dim.nets": ("sk_dim._torch",),
-    "sk_dim.persistence": ("sk_dim._torch", "sk_dim._version"),
+    # Persistence sits above the estimators (as skops sits beside scikit-learn).
+    "sk_dim.persistence": (
+        "sk_dim._torch",
+        "sk_dim._version",
+        "sk_dim._warn",
+        "sk_dim.dim",
+        "sk_dim.cmc",
+    ),
+    # The shared estimator logic reaches down only: never persistence or evaluation.
+    "sk_dim._base": (
+        "sk_dim.nets",
+        "sk_dim._torch",
+        "sk_dim._version",
+        "sk_dim._shapes",
+        "sk_dim._warn",
+        "sk_dim.modules",
+        "sk_dim.views",
+    ),
+    "sk_dim._shapes": (),
     "sk_dim._version": (),
     "sk_dim._torch": (),
 }

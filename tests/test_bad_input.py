@@ -292,7 +292,7 @@ def test_mi_bound_unknown_estimator():
 
 
 @pytest.mark.parametrize("loader", [load_mnist, load_cifar10])
-def test_loaders_bad_input(loader, tmp_path):
+def test_loaders_bad_input(loader, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="subset must be one of"):
         loader(tmp_path, subset="validation")
     with pytest.raises(FileNotFoundError, match="Could not find"):
@@ -300,5 +300,7 @@ def test_loaders_bad_input(loader, tmp_path):
     (tmp_path / "a_file").write_text("not a folder")
     with pytest.raises(FileNotFoundError, match="Could not find"):
         loader(tmp_path / "a_file")
-    with pytest.raises(TypeError):
+    # None is the default folder ($SK_DIM_DATA here), searched like any other.
+    monkeypatch.setenv("SK_DIM_DATA", str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match="Could not find.*SK_DIM_DATA"):
         loader(None)

@@ -147,7 +147,7 @@ def test_crop_scale_sets_how_much_of_the_image_a_view_keeps(rgb):
     assert change((0.05, 0.1)) > 1.5 * change((0.9, 1.0))
 
 
-def test_color_jitter_grays_and_recolours_the_image_shared_by_both_views(rgb):
+def test_color_jitter_recolours_the_image_shared_by_both_views_without_graying_it(rgb):
     x = torch.as_tensor(rgb).view(-1, 3, 16, 16).repeat(8, 1, 1, 1)  # 512 colourful images
     gray_image = torch.full((1, 3, 16, 16), 128, dtype=torch.uint8)
     gray_chroma = ColorViews("lab", 1 / 255).eval()(gray_image)[1][:, :, :1, :1]  # (1, 2, 1, 1)
@@ -162,7 +162,9 @@ def test_color_jitter_grays_and_recolours_the_image_shared_by_both_views(rgb):
     gray, jittered_luma = augmented(0.4)
     none, plain_luma = augmented(0.0)
     assert none == 0.0
-    assert 0.12 < gray < 0.28  # 20% of the images lose their chroma
+    # No image is turned gray (its ab view would carry nothing to match); 20% were
+    # before issue 31. Brightness can still clip an image that is light all over to white.
+    assert gray < 0.01
     # Brightness and contrast move the luma beyond what the flips alone change.
     sorted_luma = [luma.flatten(1).sort(dim=1).values for luma in (jittered_luma, plain_luma)]
     assert (sorted_luma[0] - sorted_luma[1]).abs().mean() > 0.05 * plain_luma.std()

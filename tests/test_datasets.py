@@ -3,7 +3,8 @@
 The loaders are exercised on tiny files written here in the official formats
 (idx for MNIST, pickled python batches for CIFAR-10), so the suite needs no
 data. Tests on the real data sets run only when the environment variable
-SK_DIM_DATA_HOME names a folder holding them, and skip otherwise.
+SK_DIM_DATA (the loaders' default folder) or SK_DIM_DATA_HOME names a folder
+holding them, and skip otherwise.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 from sklearn.utils import Bunch
 
-from sk_dim.datasets import load_cifar10, load_mnist
+from sk_dim.datasets import get_data_home, load_cifar10, load_mnist
 
 MNIST_NAMES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -386,14 +387,62 @@ def test_load_cifar10_missing_key(tmp_path):
         load_cifar10(tmp_path, subset="test")
 
 
+# ------------------------------------------------------------ default folder
+
+
+def test_get_data_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SK_DIM_DATA", raising=False)
+    assert get_data_home() == str(tmp_path / "sk_dim_data")
+    monkeypatch.setenv("SK_DIM_DATA", "")  # empty counts as unset
+    assert get_data_home() == str(tmp_path / "sk_dim_data")
+    monkeypatch.setenv("SK_DIM_DATA", "~/images")
+    assert get_data_home() == str(tmp_path / "images")
+    assert get_data_home(tmp_path / "explicit") == str(tmp_path / "explicit")
+    assert get_data_home("~/elsewhere") == str(tmp_path / "elsewhere")
+    assert not any(tmp_path.iterdir())  # nothing is created
+
+
+def test_loaders_read_the_default_folder(monkeypatch, tmp_path):
+    arrays = make_mnist(tmp_path / "mnist")
+    cifar = make_cifar(tmp_path / "cifar-10-batches-py")
+    monkeypatch.setenv("SK_DIM_DATA", str(tmp_path))
+    X, y = load_mnist(subset="test", return_X_y=True)
+    np.testing.assert_array_equal(X, arrays["test"][0].reshape(len(X), -1))
+    np.testing.assert_array_equal(y, arrays["test"][1])
+    X, y = load_cifar10(subset="test", return_X_y=True)
+    np.testing.assert_array_equal(X, cifar["test_batch"][0])
+    np.testing.assert_array_equal(load_cifar10().data, load_cifar10(tmp_path).data)
+
+
+@pytest.mark.parametrize(
+    ("loader", "expected"),
+    [(load_mnist, "train-images-idx3-ubyte"), (load_cifar10, "data_batch_1")],
+)
+def test_default_folder_missing_says_where_it_looked(monkeypatch, tmp_path, loader, expected):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SK_DIM_DATA", raising=False)
+    with pytest.raises(FileNotFoundError) as excinfo:
+        loader()
+    message = str(excinfo.value)
+    assert str(tmp_path / "sk_dim_data") in message and expected in message
+    assert "none of these folders exists" in message
+    assert "$SK_DIM_DATA is not set" in message and "Nothing is downloaded" in message
+    assert not (tmp_path / "sk_dim_data").exists()  # nothing created, nothing downloaded
+
+    monkeypatch.setenv("SK_DIM_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"data_home=None reads \$SK_DIM_DATA"):
+        loader()
+
+
 # ------------------------------------------------------ real data (opt-in only)
 
 
 def _real_data_folder(*parts: str) -> Path:
-    """Return SK_DIM_DATA_HOME/parts, skipping the test when it is not there."""
-    data_home = os.environ.get("SK_DIM_DATA_HOME")
+    """Return SK_DIM_DATA[_HOME]/parts, skipping the test when it is not there."""
+    data_home = os.environ.get("SK_DIM_DATA") or os.environ.get("SK_DIM_DATA_HOME")
     if not data_home:
-        pytest.skip("SK_DIM_DATA_HOME is not set")
+        pytest.skip("neither SK_DIM_DATA nor SK_DIM_DATA_HOME is set")
     folder = Path(data_home, *parts)
     if not folder.is_dir():
         pytest.skip(f"{folder} does not exist")

@@ -179,8 +179,12 @@ def test_image_shapes(digits):
     np.testing.assert_array_equal(four_d.transform(X.reshape(-1, 1, 8, 8)), flat.transform(X))
     three_d = DeepInfoMaxTransformer(**FAST).fit(X.reshape(-1, 8, 8))
     assert three_d.image_shape_ == (1, 8, 8)
-    rgb = DeepInfoMaxTransformer(**FAST).fit(np.random.default_rng(0).random((20, 3 * 16 * 16)))
+    # Smooth RGB images are recognised; noise has no image structure: feature vectors.
+    noise = np.random.default_rng(0).random((20, 3, 16, 16))
+    smooth = noise + np.roll(noise, 1, 2) + np.roll(noise, 1, 3) + np.roll(noise, (1, 1), (2, 3))
+    rgb = DeepInfoMaxTransformer(**FAST).fit(smooth.reshape(20, -1))
     assert rgb.image_shape_ == (3, 16, 16)
+    assert DeepInfoMaxTransformer(**FAST).fit(noise.reshape(20, -1)).image_shape_ is None
     wide = DeepInfoMaxTransformer(image_shape=(1, 4, 16), **FAST).fit(X)
     assert wide.image_shape_ == (1, 4, 16)
     vectors = DeepInfoMaxTransformer(image_shape=None, **FAST).fit(X)

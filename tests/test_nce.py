@@ -305,7 +305,7 @@ def test_bad_options_raise():
         contrast([_unit(2, 4, seed=0), _unit(2, 5, seed=1)], torch.arange(2))
 
 
-def test_eval_mode_and_queue_take_positives_from_the_other_view():
+def test_eval_mode_takes_positives_from_the_other_view_and_a_queue_its_keys():
     """Held-out rows have no bank entry: the positive is the other view's embedding."""
     contrast = _contrast().eval()
     index = torch.tensor([1, 5, 9])
@@ -320,11 +320,16 @@ def test_eval_mode_and_queue_take_positives_from_the_other_view():
     )
     assert terms["0_1"] == pytest.approx(contrast.nce["0_1"](logits).item(), rel=1e-6)
 
+    # A queue takes the keys as positives and stores them, not the embeddings.
+    keys = [_unit(3, 8, seed=42), _unit(3, 8, seed=43)]
     bank = MemoryBank(4, 8, 2, momentum=0.0, generator=torch.Generator().manual_seed(0))
-    queue = MultiviewContrast(bank, n_negatives=3, temperature=0.1, queue=True).train()
+    queue = MultiviewContrast(bank, n_negatives=4, temperature=0.1, queue=True).train()
     for step in range(2):  # 3 + 3 rows into a queue of 4: the write position wraps around
-        queue(embeddings, index)
+        before = queue.bank.memory.clone()
+        _, terms = queue(embeddings, index, keys=keys)
+        logits = contrast_scores(embeddings[0], keys[1], before[1], queue.temperature)
+        assert terms["0_1"] == pytest.approx(queue.nce["0_1"](logits).item(), rel=1e-6)
         rows = (3 * step + torch.arange(3)) % 4
         for v in range(2):
-            torch.testing.assert_close(queue.bank.memory[v, rows], embeddings[v])
+            torch.testing.assert_close(queue.bank.memory[v, rows], keys[v])
     assert queue.queue_head.item() == 6 % 4

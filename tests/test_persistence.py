@@ -48,7 +48,7 @@ def fitted(digits):
 @pytest.fixture
 def saved(fitted, tmp_path):
     path = tmp_path / "dim.skdim"
-    fitted.save(path)
+    sk_dim.save(fitted, path)
     return path
 
 
@@ -86,7 +86,7 @@ def test_round_trip_cmc(digits, tmp_path):
 def test_memory_bank_is_left_out_with_a_warning(digits, tmp_path):
     cmc = CMCTransformer(keep_memory_bank=True, **FAST).fit(digits.to_numpy())
     with pytest.warns(UserWarning, match="training-only state"):
-        cmc.save(tmp_path / "cmc.skdim")
+        sk_dim.save(cmc, tmp_path / "cmc.skdim")
     loaded = load(tmp_path / "cmc.skdim")
     assert loaded.net_.module_.contrast is None
     X = digits.to_numpy()
@@ -156,10 +156,10 @@ def test_what_cannot_be_saved_safely(digits, tmp_path):
         save(DeepInfoMaxTransformer(), tmp_path / "x")
     user = DeepInfoMaxTransformer(encoder=TinyEncoder(), **FAST).fit(digits)
     with pytest.raises(TypeError, match="encoder holds a TinyEncoder.*joblib"):
-        user.save(tmp_path / "x")
+        sk_dim.save(user, tmp_path / "x")
     seeded = DeepInfoMaxTransformer(**{**FAST, "random_state": np.random.RandomState(0)})
     with pytest.raises(TypeError, match="random_state.*joblib"):
-        seeded.fit(digits).save(tmp_path / "x")
+        sk_dim.save(seeded.fit(digits), tmp_path / "x")
     with pytest.raises(TypeError, match="joblib"):
         save(object(), tmp_path / "x")
     assert os.listdir(tmp_path) == []
@@ -369,7 +369,7 @@ def test_wide_inputs_need_weights(saved, tmp_path):
 
 
 def test_cmc_n_negatives_cannot_make_load_allocate(cmc, tmp_path, monkeypatch):
-    cmc.save(tmp_path / "cmc.skdim")
+    sk_dim.save(cmc, tmp_path / "cmc.skdim")
     huge = _tampered(tmp_path / "cmc.skdim", tmp_path, lambda m: m["fitted"].update(
         n_negatives_=10**6))  # fmt: skip
     with pytest.raises(ValueError, match=r"invalid n_negatives_=1000000: expected an int in \[1"):

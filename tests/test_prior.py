@@ -65,9 +65,13 @@ def test_both_players_see_the_squashed_y_for_the_uniform_prior(prior, squash):
     module.discriminator_step_loss(terms)
     y = module.encoder(x)[1].detach()
     expected = torch.sigmoid(y) if squash else y
-    encoder_view, prior_samples, discriminator_view = module.discriminator.seen
+    seen = module.discriminator.seen
+    encoder_view, prior_samples, discriminator_view = seen[:3]
     torch.testing.assert_close(encoder_view, expected)
     torch.testing.assert_close(discriminator_view, expected)
+    # The gradient penalty is taken on the same prior samples and squashed y.
+    torch.testing.assert_close(seen[3], prior_samples)
+    torch.testing.assert_close(seen[4], expected)
     # The prior samples live where the squashed y can go: [0, 1] for the uniform prior.
     assert bool(((prior_samples >= 0) & (prior_samples <= 1)).all()) == squash
 

@@ -17,6 +17,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
+import sk_dim
 from sk_dim import CMCTransformer, DeepInfoMaxTransformer
 from sk_dim._torch import cpu_computes_bfloat16
 from sk_dim.losses import BOUNDS, mi_bound
@@ -163,7 +164,7 @@ def _edit_saved(path, out, **changes):
 
 def test_options_round_trip_through_save(vectors, tmp_path):
     model = small_dim(max_epochs=1, precision="bfloat16", channels_last=True).fit(vectors)
-    model.save(tmp_path / "dim.skdim")
+    sk_dim.save(model, tmp_path / "dim.skdim")
     loaded = load(tmp_path / "dim.skdim")
     assert (loaded.precision, loaded.channels_last) == ("bfloat16", True)
     assert (loaded.precision_, loaded.channels_last_) == ("bfloat16", True)
@@ -177,11 +178,15 @@ def test_a_cuda_float16_model_infers_in_float32_on_cpu(digits, tmp_path):
         max_epochs=1, device="cpu", random_state=0, precision="float32"
     ).fit(X)
     expected = model.transform(X)
-    model.save(tmp_path / "cpu.skdim")
+    sk_dim.save(model, tmp_path / "cpu.skdim")
     gpu = {"precision": "float16", "channels_last": True, "device": "cuda"}
     _edit_saved(tmp_path / "cpu.skdim", tmp_path / "gpu.skdim", **gpu, precision_="float16")
-    with pytest.warns(UserWarning, match="loading on the CPU"):
+    with pytest.warns(UserWarning, match="saved with device='cuda'.*using the CPU") as record:
         loaded = load(tmp_path / "gpu.skdim")
+    assert record[0].filename == __file__  # the warning points at the user's call
+    if not torch.cuda.is_available():  # asked for by name, an absent device is refused
+        with pytest.raises(ValueError, match="device='cuda' needs CUDA"):
+            load(tmp_path / "gpu.skdim", device="cuda")
     assert loaded.precision_ == "float16"
     np.testing.assert_allclose(loaded.transform(X), expected, rtol=1e-3, atol=1e-4)
 
@@ -210,7 +215,7 @@ def test_compile_fits_pickles_and_saves(vectors, tmp_path):
     buffer.seek(0)
     np.testing.assert_array_equal(joblib.load(buffer).transform(vectors), Z)
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(compiled)).transform(vectors), Z)
-    compiled.save(tmp_path / "compiled.skdim")
+    sk_dim.save(compiled, tmp_path / "compiled.skdim")
     np.testing.assert_array_equal(load(tmp_path / "compiled.skdim").transform(vectors), Z)
 
 

@@ -9,6 +9,7 @@ from sklearn.base import clone
 from sklearn.datasets import load_digits
 from skorch.callbacks import Callback, Checkpoint, LoadInitState, LRScheduler
 
+import sk_dim
 from sk_dim import CMCTransformer, DeepInfoMaxTransformer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -93,18 +94,20 @@ def test_partial_fit_is_one_epoch_per_call(digits, make):
     assert np.isfinite(est.loss_curve_).all()
 
 
-def test_cmc_partial_fit_uses_a_queue_of_recent_embeddings(digits):
-    est = cmc(n_negatives=16).partial_fit(digits[:40])
+def test_cmc_partial_fit_uses_a_queue_of_recent_keys(digits):
+    est = cmc(n_negatives=24).partial_fit(digits[:40])
     contrast = est.net_.module_.contrast
-    assert contrast.queue and contrast.bank.n_samples == 17
+    assert contrast.queue and contrast.bank.n_samples == 24  # every entry is a negative
+    assert est.net_.module_.key_encoders is not None
     head = contrast.queue_head.item()
-    est.partial_fit(digits[40:80])
+    est.partial_fit(digits[40:104])
     contrast = est.net_.module_.contrast
-    # 40 rows less a dropped trailing single row: (40 // 32) * 32 + 8 = 40 written
-    assert contrast.queue_head.item() == (head + 40) % 17
+    # Two full batches of 32 keys, first in first out: the head moves by 64.
+    assert contrast.queue_head.item() == (head + 64) % 24
     # A later warm-started fit goes back to a bank over its own data, dropped after fit.
     est.set_params(warm_start=True).fit(digits)
-    assert est.net_.module_.contrast is None and est.n_negatives_ == 16
+    assert est.net_.module_.contrast is None and est.n_negatives_ == 24
+    assert est.net_.module_.key_encoders is None
 
 
 def test_partial_fit_learns(digits):
@@ -125,8 +128,9 @@ def test_early_stopping_records_validation_loss_and_keeps_the_best(digits):
     assert {"valid_loss", "valid_local_mi"} <= set(est.history_.columns)
     # tol=10 makes no epoch an improvement after the first: stop after 1 + 2 epochs ...
     assert est.n_iter_ == 3
-    # ... and keep the weights of the best epoch, the first.
-    assert_same_weights(est, dim(max_epochs=1, **params).fit(digits))
+    # ... and keep the weights of the epoch with the lowest valid_loss.
+    best = int(np.argmin(est.validation_scores_)) + 1
+    assert_same_weights(est, dim(max_epochs=best, **params).fit(digits))
     assert est.net_.train_split is None  # the held-out rows are not kept
 
 
@@ -242,7 +246,7 @@ def test_history_is_read_from_the_net(digits, tmp_path):
     est = dim().fit(digits)
     est.net_.partial_fit(torch.as_tensor(digits).view(-1, 1, 8, 8), epochs=1)
     assert est.n_iter_ == 3 and len(est.loss_curve_) == 3
-    est.save(tmp_path / "dim.skdim")
+    sk_dim.save(est, tmp_path / "dim.skdim")
     from sk_dim import load
 
     loaded = load(tmp_path / "dim.skdim")

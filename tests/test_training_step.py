@@ -42,6 +42,8 @@ PINNED = Path(__file__).with_name("pinned") / "training_step.json"
 RTOL = 1e-8
 BATCH = 12
 FAST = dict(device="cpu", precision="float32", random_state=0)
+# The colour test images are noise around a gradient, not photographs: their shape is given.
+RGB = dict(FAST, image_shape=(3, 16, 16))
 
 
 def _digits() -> np.ndarray:
@@ -61,18 +63,16 @@ CASES = {
         _digits,
     ),
     "dim_dv_gaussian_augment": (
-        lambda: DeepInfoMaxTransformer(
-            8, mi_estimator="dv", prior="gaussian", augment=True, **FAST
-        ),
+        lambda: DeepInfoMaxTransformer(8, mi_estimator="dv", prior="gaussian", augment=True, **RGB),
         _colour_images,
     ),
     "dim_mlp": (
         lambda: DeepInfoMaxTransformer(8, encoder="mlp", mi_estimator="jsd", gamma=0.5, **FAST),
         _digits,
     ),
-    "cmc_lab_nce": (lambda: CMCTransformer(8, n_negatives=16, **FAST), _colour_images),
+    "cmc_lab_nce": (lambda: CMCTransformer(8, n_negatives=16, **RGB), _colour_images),
     "cmc_ycbcr_softmax": (
-        lambda: CMCTransformer(8, views="ycbcr", loss="softmax", n_negatives=16, **FAST),
+        lambda: CMCTransformer(8, views="ycbcr", loss="softmax", n_negatives=16, **RGB),
         _colour_images,
     ),
     "cmc_crops": (lambda: CMCTransformer(8, views="crops", n_negatives=16, **FAST), _digits),
@@ -106,7 +106,8 @@ def one_step(name: str) -> dict[str, float]:
     module = estimator.make_module(X).double().train()
     _set_parameters(module)
     x = torch.from_numpy(X[:BATCH]).double()
-    x = x.view(BATCH, *(_input_shape(x) if estimator.image_shape == "auto" else (x.shape[1],)))
+    shape = estimator.image_shape
+    x = x.view(BATCH, *(_input_shape(x) if shape == "auto" else shape or (x.shape[1],)))
     torch.manual_seed(1)
     terms = module(x, torch.arange(BATCH))
     record = {

@@ -12,7 +12,14 @@ from .contrast import GRAPHS, MultiviewContrast, view_pairs
 from .memory_bank import MemoryBank
 from .mi_bounds import BOUNDS, dv_bound, infonce_bound, jsd_bound, mi_bound
 from .nce import LOSS_KINDS, NCELoss, contrast_scores, estimate_log_z, nce_loss, softmax_loss
-from .prior import PRIORS, discriminator_loss, encoder_prior_loss, prior_input, sample_prior
+from .prior import (
+    PRIORS,
+    discriminator_loss,
+    encoder_prior_loss,
+    gradient_penalty,
+    prior_input,
+    sample_prior,
+)
 
 __all__ = [
     "BOUNDS",
@@ -27,6 +34,7 @@ __all__ = [
     "dv_bound",
     "encoder_prior_loss",
     "estimate_log_z",
+    "gradient_penalty",
     "infonce_bound",
     "jsd_bound",
     "mi_bound",

@@ -15,9 +15,11 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .memory_bank import MemoryBank, check_n_negatives
 from .nce import LOSS_KINDS, NCELoss, contrast_scores, softmax_loss
+from .precision import at_least_float32
 
 GRAPHS = ("core", "full")
 
@@ -90,7 +92,8 @@ class MultiviewContrast(nn.Module):
     bank : MemoryBank
         The banks, one per view (at least 2).
     n_negatives : int
-        Negatives K per embedding, ``1 <= K < n_samples``.
+        Negatives K per embedding, ``1 <= K < n_samples``; with ``queue``, the
+        queue's length ``n_samples`` (every entry is scored).
     temperature : float, default=0.07
         Divides the scores.
     loss : {"nce", "softmax"}, default="nce"
@@ -98,11 +101,13 @@ class MultiviewContrast(nn.Module):
     graph : {"core", "full"}, default="core"
         Pairs of views contrasted (:func:`view_pairs`).
     queue : bool, default=False
-        Use the bank as a first-in first-out queue of recent embeddings, as
-        MoCo does, rather than one entry per training sample: positives are
-        then the other views' embeddings of the same batch (detached, as bank
-        entries are), and each step overwrites the oldest entries (give the
-        bank ``momentum=0``). Training on data seen once, batch by batch
+        Use the bank as MoCo's first-in first-out queue of recent keys rather
+        than one entry per training sample (give it ``momentum=0``): ``forward``
+        then takes ``keys``, the embeddings of a momentum key encoder per view;
+        view i's embedding is scored against view j's key of the same sample
+        (the positive) and against every entry of view j's queue (the
+        negatives: ``n_negatives`` must be the queue's length), and the keys
+        replace the oldest entries. Training on data seen once, batch by batch
         (``partial_fit``), needs it: there is no per-sample entry to look up.
 
     Attributes
@@ -156,7 +161,16 @@ class MultiviewContrast(nn.Module):
         _check_choice("graph", graph, GRAPHS)
         if bank.n_views < 2:
             raise ValueError(f"contrasting needs at least 2 views, the bank has {bank.n_views}")
-        check_n_negatives(n_negatives, bank.n_samples)
+        if queue:
+            # MoCo scores every queue entry: sampling K of them with replacement
+            # would leave a third of the queue unused and score others twice.
+            if n_negatives != bank.n_samples:
+                raise ValueError(
+                    f"with queue=True every entry is a negative: n_negatives must be the "
+                    f"queue length {bank.n_samples}, got {n_negatives}"
+                )
+        else:
+            check_n_negatives(n_negatives, bank.n_samples)
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.bank = bank
@@ -176,10 +190,10 @@ class MultiviewContrast(nn.Module):
                 for q, b in ((i, j), (j, i)):
                     self.nce[_direction_key(q, b)] = NCELoss(bank.n_samples)
 
-    def _check_inputs(self, embeddings: Sequence[torch.Tensor], index: torch.Tensor) -> None:
+    def _check_inputs(self, embeddings: Sequence[torch.Tensor], batch: int) -> None:
         if len(embeddings) != self.bank.n_views:
             raise ValueError(f"expected {self.bank.n_views} views, got {len(embeddings)}")
-        expected = (index.shape[0], self.bank.dim)
+        expected = (batch, self.bank.dim)
         for v, emb in enumerate(embeddings):
             if tuple(emb.shape) != expected:
                 raise ValueError(
@@ -198,6 +212,7 @@ class MultiviewContrast(nn.Module):
         embeddings: Sequence[torch.Tensor],
         index: torch.Tensor,
         generator: torch.Generator | None = None,
+        keys: Sequence[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Total loss () and per-direction losses for logging.
 
@@ -205,29 +220,42 @@ class MultiviewContrast(nn.Module):
         positions in the training set (their bank rows). The dict maps "i_j" (view i's
         embedding scored against view j's bank) to that term's loss as a float.
 
-        In eval mode (held-out samples, which have no bank rows) and with ``queue``,
-        the positive of view i's embedding is view j's embedding of the same sample.
+        With ``queue``, ``keys`` (V tensors (B, D), L2-normalised) are the positives and
+        every queue entry a negative; in training mode the keys then enter the queue.
+        Otherwise, in eval mode (held-out samples, which have no bank rows) the positive
+        of view i's embedding is view j's embedding of the same sample.
         """
         index = index.reshape(-1).long()  # (B,)
-        self._check_inputs(embeddings, index)
-        # One draw of negatives for the batch, shared by all directions as in the paper's code.
-        noise = self.bank.sample_negatives(
-            self.n_negatives, generator=generator, device=index.device
-        )  # (K,)
+        self._check_inputs(embeddings, len(index))
+        if self.queue:
+            if keys is None:
+                raise ValueError("a queue contrast needs the keys of the batch")
+            self._check_inputs(keys, len(index))
+            noise = None
+        else:
+            # One draw of negatives for the batch, shared by all directions as in the
+            # paper's code.
+            noise = self.bank.sample_negatives(
+                self.n_negatives, generator=generator, device=index.device
+            )  # (K,)
 
         losses: dict[str, torch.Tensor] = {}
         for i, j in self.pairs:
             for q, b in ((i, j), (j, i)):
                 key = _direction_key(q, b)
-                if self.queue or not self.training:
-                    positive = embeddings[b].detach()  # (B, D)
+                if self.queue:
+                    positive = keys[b].detach()  # (B, D)
+                    # A copy: the enqueue below writes the queue in place, which
+                    # backward (through the logits' matmul) must not see.
+                    negatives = self.bank.memory[b].detach().clone()  # (K, D): the whole queue
                 else:
-                    positive = self.bank.weights(b, index)  # (B, D)
+                    if self.training:
+                        positive = self.bank.weights(b, index)  # (B, D)
+                    else:
+                        positive = embeddings[b].detach()  # (B, D)
+                    negatives = self.bank.weights(b, noise)  # (K, D)
                 logits = contrast_scores(
-                    embeddings[q],
-                    positive,
-                    self.bank.weights(b, noise),  # (K, D)
-                    self.temperature,
+                    embeddings[q], positive, negatives, self.temperature
                 )  # (B, 1+K)
                 losses[key] = self._direction_loss(key, logits)  # ()
         stacked = torch.stack(list(losses.values()))  # (2 * n_pairs,)
@@ -236,14 +264,50 @@ class MultiviewContrast(nn.Module):
         terms = dict(zip(losses, stacked.detach().tolist(), strict=False))
 
         if self.training:
+            written = keys if self.queue else embeddings
             gather = self.gather_across_processes
             if gather is not None:
                 index = gather(index)
-                embeddings = [gather(emb.detach()) for emb in embeddings]
-            if self.queue:  # overwrite the oldest entries
-                rows = torch.arange(len(index), device=index.device)
-                index = (self.queue_head + rows) % self.bank.n_samples
-                self.queue_head.copy_((self.queue_head + len(rows)) % self.bank.n_samples)
-            for v, emb in enumerate(embeddings):
-                self.bank.update(v, index, emb)
+                written = [gather(emb.detach()) for emb in written]
+            if self.queue:
+                self._enqueue(written)
+            else:
+                for v, emb in enumerate(written):
+                    self.bank.update(v, index, emb)
         return total, terms
+
+    @torch.no_grad()
+    def _enqueue(self, keys: Sequence[torch.Tensor]) -> None:
+        """Replace the oldest queue entries by ``keys`` (V tensors (B, D)), first in first out."""
+        n, batch = self.bank.n_samples, len(keys[0])
+        rows = (self.queue_head + torch.arange(batch, device=keys[0].device)) % n  # (B,)
+        # A batch longer than the queue: its last n keys are what a FIFO keeps, and the
+        # rows stay distinct (index_copy_ leaves the winner of a repeated row unspecified).
+        rows = rows[-n:]
+        self.queue_head.copy_((self.queue_head + batch) % n)
+        for v, k in enumerate(keys):
+            self.bank.update(v, rows, k[-n:])
+
+    def in_batch(self, embeddings: Sequence[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Softmax (InfoNCE) loss with in-batch negatives, and per-direction losses.
+
+        For each direction (i, j) of the graph, view i's embedding of sample b is
+        scored against view j's embeddings of the whole batch, its own sample's being
+        the positive: ``-mean_b log softmax_c(e_i[b] . e_j[c] / T)[b]``. No bank is
+        read or written, so it measures held-out rows without drifting with training
+        (for early stopping), whatever ``loss`` trains.
+
+        ``embeddings``: V tensors (B, D), L2-normalised, B >= 2. Returns the total ()
+        and a dict "i_j" -> float, as :meth:`forward` does.
+        """
+        self._check_inputs(embeddings, len(embeddings[0]))
+        losses: dict[str, torch.Tensor] = {}
+        for i, j in self.pairs:
+            for q, b in ((i, j), (j, i)):
+                with torch.autocast(embeddings[q].device.type, enabled=False):
+                    query = at_least_float32(embeddings[q])  # (B, D)
+                    logits = query @ embeddings[b].to(query.dtype).T / self.temperature  # (B, B)
+                target = torch.arange(len(logits), device=logits.device)  # (B,)
+                losses[_direction_key(q, b)] = F.cross_entropy(logits, target)
+        stacked = torch.stack(list(losses.values()))  # (2 * n_pairs,)
+        return stacked.sum(), dict(zip(losses, stacked.detach().tolist(), strict=False))

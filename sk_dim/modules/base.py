@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 
+import torch
 from torch import Tensor, nn
 
 
@@ -42,6 +43,20 @@ class SelfSupervisedModule(nn.Module):
         """Features of ``layer`` for a batch of raw inputs, in eval mode."""
         raise NotImplementedError
 
+    def validation_terms(
+        self, x: Tensor, index: Tensor, generator: torch.Generator
+    ) -> dict[str, Tensor]:
+        """Scalar terms of a held-out batch ``x``; ``"loss"`` is the objective to minimise.
+
+        Early stopping compares the ``"loss"`` of every epoch, so it must be
+        the same measurement each time: ``nets`` calls this in eval mode,
+        without gradients, with ``generator`` re-seeded identically before
+        every pass over the held-out rows; random draws (augmentations,
+        negatives) come from it. ``index`` holds the rows' positions in the
+        held-out set. The default is :meth:`forward`.
+        """
+        return self(x, index)
+
     def encoder_parameters(self) -> list[nn.Parameter]:
         """Parameters of the main optimizer: all but the discriminator's."""
         skip = (
@@ -50,7 +65,11 @@ class SelfSupervisedModule(nn.Module):
         return [p for p in self.parameters() if id(p) not in skip]
 
     def discriminator_step_loss(self, terms: dict[str, Tensor]) -> Tensor:
-        """The discriminator's loss, given the terms :meth:`forward` returned for the batch."""
+        """The discriminator's loss, given the terms :meth:`forward` returned for the batch.
+
+        Logged as ``"discriminator"``, unless the module adds that term, and
+        any other parts of its loss to log, to ``terms`` itself.
+        """
         raise NotImplementedError(f"{type(self).__name__} has no discriminator")
 
     def compile_targets(self) -> list[nn.Module]:

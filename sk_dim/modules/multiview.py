@@ -9,9 +9,13 @@
 3. a :class:`~sk_dim.losses.MultiviewContrast` with its memory bank, which scores
    every embedding against the other views' banks.
 
-The contrast is training state only: :meth:`MultiviewCoding.drop_contrast`
-removes it (and the ``V x N x D`` bank) once training is over; encoding and
-feature extraction do not need it.
+With a queue contrast (``partial_fit``) it is MoCo (He et al., 2020) across
+views: each view also has a *key encoder*, a momentum (exponential moving)
+average of its encoder, whose embeddings are the positives and fill the queue.
+
+The contrast and the key encoders are training state only:
+:meth:`MultiviewCoding.drop_contrast` removes them (and the ``V x N x D`` bank)
+once training is over; encoding and feature extraction do not need them.
 """
 
 from __future__ import annotations
@@ -30,6 +34,18 @@ from .base import SelfSupervisedModule
 from .encoders import EncoderOutput, check_layer, select_layer, unpack
 
 
+def key_groups(n: int, n_groups: int) -> Tensor:
+    """Order (n,) of a batch's rows for the key encoders' batch-norm groups.
+
+    Queries are encoded in ``n_groups`` contiguous groups, ``x.tensor_split(n_groups)``;
+    keys in the same number of groups of the batch reordered by this order (rows
+    with the same position modulo ``n_groups`` together), so that each key group
+    takes about ``1 / n_groups`` of its rows from each query group: the fewest a
+    group of that size can share with any query's group.
+    """
+    return torch.cat([torch.arange(start, n, n_groups) for start in range(n_groups)])
+
+
 class MultiviewCoding(SelfSupervisedModule):
     """View maker, one encoder per view and the memory-bank contrast of CMC.
 
@@ -37,10 +53,26 @@ class MultiviewCoding(SelfSupervisedModule):
     direction, ``"contrast_i_j"``: view i's embedding scored against view j's
     memory bank. ``index`` holds the rows' positions in the training set (their
     memory-bank rows).
+
+    With a queue contrast (:meth:`use_contrast`), training follows MoCo: every
+    training forward first moves each view's key encoder towards its encoder,
+    ``key = KEY_MOMENTUM * key + (1 - KEY_MOMENTUM) * encoder`` (parameters only;
+    batch-norm statistics are the key encoder's own). The training loop calls
+    only ``module(x, index)``, so doing it at the start of the forward, as
+    MoCo's ``forward`` does, applies it once after each optimizer step. View
+    i's embedding is then scored against view j's key of the same sample and
+    every entry of view j's queue, and the keys enter the queue.
     """
 
     LAYERS = ("local", "blocks", "conv", "fc", "embedding")
-    training_state_prefixes = ("contrast.",)
+    training_state_prefixes = ("contrast.", "key_encoders.")
+    #: Momentum of the key encoders' moving average (MoCo's default). Over T steps a
+    #: key encoder follows its encoder with a lag of about 1 / (1 - m) = 1000 steps.
+    KEY_MOMENTUM = 0.999
+    #: Batch-norm groups of a batch for the queue objective (MoCo's "shuffling BN"
+    #: on one device), each of at least MIN_GROUP rows.
+    BN_GROUPS = 4
+    MIN_GROUP = 16
 
     def __init__(
         self,
@@ -51,22 +83,47 @@ class MultiviewCoding(SelfSupervisedModule):
         super().__init__()
         self.views = views
         self.encoders = nn.ModuleList(encoders)
-        self.contrast = contrast
+        self.contrast = None
+        self.key_encoders: nn.ModuleList | None = None
+        self.use_contrast(contrast)
 
     @property
     def n_views(self) -> int:
         return len(self.encoders)
 
-    def encode(self, x: Tensor, views: Sequence[int] | None = None) -> list[EncoderOutput]:
-        """Encoder outputs of the views ``views`` (all by default) of a raw batch."""
+    def use_contrast(self, contrast: MultiviewContrast | None) -> None:
+        """Train against ``contrast`` from now on.
+
+        A queue contrast gets key encoders, copies of the encoders that no
+        optimizer sees (MoCo initialises them so); a memory bank needs none.
+        """
+        self.contrast = contrast
+        self.key_encoders = None
+        if contrast is not None and contrast.queue:
+            self.key_encoders = copy.deepcopy(self.encoders).requires_grad_(False)
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the optimizer: all but the key encoders' (a moving average)."""
+        keys = self.key_encoders
+        skip = set() if keys is None else set(map(id, keys.parameters()))
+        return [p for p in super().encoder_parameters() if id(p) not in skip]
+
+    def make_views(self, x: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:
+        """The view maker's V views of a raw batch ``x`` (N, ...), checked."""
         # Views are preprocessing (colour conversion, crops): float32 even under
         # autocast, which would run the Lab matrix product in bfloat16.
         with torch.autocast(x.device.type, enabled=False):
-            made = self.views(x)
+            made = self.views(x) if generator is None else self.views(x, generator=generator)
         if len(made) != self.n_views:
             raise ValueError(f"the view maker returned {len(made)} views, expected {self.n_views}")
+        # x.shape[0], not len(x): traced for ONNX export, the batch stays symbolic.
+        return [check_view(view, v, x.shape[0]) for v, view in enumerate(made)]
+
+    def encode(self, x: Tensor, views: Sequence[int] | None = None) -> list[EncoderOutput]:
+        """Encoder outputs of the views ``views`` (all by default) of a raw batch."""
+        made = self.make_views(x)
         chosen = range(self.n_views) if views is None else views
-        return [unpack(self.encoders[v](check_view(made[v], v, len(x)))) for v in chosen]
+        return [unpack(self.encoders[v](made[v])) for v in chosen]
 
     @staticmethod
     def embedding(out: EncoderOutput) -> Tensor:
@@ -79,16 +136,94 @@ class MultiviewCoding(SelfSupervisedModule):
                 "The memory bank was dropped after fit; refit, or fit with "
                 "keep_memory_bank=True to continue training"
             )
-        embeddings = [self.embedding(out) for out in self.encode(x)]
-        total, terms = self.contrast(embeddings, index)
+        if self.contrast.queue:
+            total, terms = self._queue_contrast(self.make_views(x), index)
+        else:
+            embeddings = [self.embedding(out) for out in self.encode(x)]
+            total, terms = self.contrast(embeddings, index)
+        return self._result(total, terms)
+
+    @staticmethod
+    def _result(total: Tensor, terms: dict[str, float]) -> dict[str, Tensor]:
         result = {"loss": total}
         for key, value in terms.items():
             result[f"contrast_{key}"] = total.new_tensor(value)
         return result
 
+    def _queue_contrast(self, made: list[Tensor], index: Tensor) -> tuple[Tensor, dict]:
+        """MoCo across views: queries from the encoders, keys from the key encoders."""
+        n = len(index)
+        # MoCo shuffles keys across GPUs so that no key's batch-norm statistics
+        # come from its query's batch: otherwise query and positive share a
+        # statistic of the current batch that no queued negative (from earlier
+        # batches) has, and the model finds its positive through it rather than
+        # through the image. On one device the batch is split instead: queries
+        # in contiguous groups, keys in groups that mix them (key_groups). Keys
+        # with eval-mode batch norm would share nothing, but the running
+        # statistics lag the moving weights, the more so early in training.
+        n_groups = max(1, min(self.BN_GROUPS, n // self.MIN_GROUP))
+        queries = [
+            torch.cat(
+                [
+                    self.embedding(unpack(self.encoders[v](part)))
+                    for part in view.tensor_split(n_groups)
+                ]
+            )
+            for v, view in enumerate(made)
+        ]  # V x (B, D)
+        with torch.no_grad():
+            if self.training:
+                self._momentum_update()
+            order = key_groups(n, n_groups).to(index.device)  # (B,)
+            keys = []
+            for v, view in enumerate(made):
+                parts = view[order].tensor_split(n_groups)
+                shuffled = torch.cat(
+                    [self.embedding(unpack(self.key_encoders[v](part))) for part in parts]
+                )  # (B, D) in `order`
+                keys.append(torch.empty_like(shuffled).index_copy_(0, order, shuffled))
+        return self.contrast(queries, index, keys=keys)
+
+    @torch.no_grad()
+    def _momentum_update(self) -> None:
+        """key = m * key + (1 - m) * encoder, parameter by parameter (MoCo)."""
+        m = self.KEY_MOMENTUM
+        for query, key in zip(
+            self.encoders.parameters(), self.key_encoders.parameters(), strict=True
+        ):
+            key.mul_(m).add_(query.detach(), alpha=1 - m)
+
+    def validation_terms(self, x: Tensor, index: Tensor, generator: torch.Generator) -> dict:
+        """Held-out loss terms: the views contrasted within the batch, no memory bank.
+
+        The memory bank (or queue) drifts with training and holds no held-out rows,
+        so held-out rows are scored against each other: view i's embedding of a row
+        against view j's embeddings of all rows of the batch, its own row's being the
+        positive, with the softmax (InfoNCE) loss (:meth:`MultiviewContrast.in_batch`).
+        The views get their training-mode augmentation, drawn from ``generator``
+        (re-seeded identically every epoch): crops then differ between views, as in
+        training (with ``views="crops"`` the eval-mode views are one image twice),
+        but are the same every epoch. The encoders run in the caller's mode.
+
+        Returns ``{"loss": total, "contrast_i_j": ...}``, the keys of :meth:`forward`.
+        """
+        if self.contrast is None:
+            raise RuntimeError("The contrast was dropped after fit: nothing to validate")
+        was_training = self.views.training
+        self.views.train()
+        try:
+            made = self.make_views(x, generator)
+        finally:
+            self.views.train(was_training)
+        embeddings = [
+            self.embedding(unpack(encoder(view)))
+            for encoder, view in zip(self.encoders, made, strict=True)
+        ]
+        return self._result(*self.contrast.in_batch(embeddings))
+
     def drop_contrast(self) -> None:
-        """Remove the memory bank and NCE constants (training state only)."""
-        self.contrast = None
+        """Remove the memory bank, NCE constants and key encoders (training state only)."""
+        self.use_contrast(None)
 
     def features(
         self, x: Tensor, layer: str, pool_size: int, view: int | None = None
@@ -106,11 +241,12 @@ class MultiviewCoding(SelfSupervisedModule):
             self.contrast.gather_across_processes = gather
 
     def inference_copy(self) -> MultiviewCoding:
-        contrast, self.contrast = self.contrast, None
+        training = self.contrast, self.key_encoders
+        self.contrast = self.key_encoders = None
         try:
             return copy.deepcopy(self)
         finally:
-            self.contrast = contrast
+            self.contrast, self.key_encoders = training
 
     def compile_targets(self) -> list[nn.Module]:
         """The submodules ``compile=True`` compiles: the encoders.

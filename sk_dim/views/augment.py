@@ -29,9 +29,20 @@ CROP_SCALE = (0.3, 1.0)
 _LUMA = (0.299, 0.587, 0.114)
 
 
-def _factors(apply: Tensor, strength: float) -> Tensor:
+def _rand(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """``U(0, 1)`` numbers on ``like``'s device, from ``generator`` when given.
+
+    A generator draws on its own device (a CPU one for held-out scoring), and
+    the few numbers are copied over.
+    """
+    if generator is None:
+        return torch.rand(shape, device=like.device)
+    return torch.rand(shape, generator=generator, device=generator.device).to(like.device)
+
+
+def _factors(apply: Tensor, strength: float, generator: torch.Generator | None) -> Tensor:
     """Factors ``U(1 - strength, 1 + strength)`` where ``apply`` (N,), else 1: (N, 1, 1, 1)."""
-    u = torch.rand(apply.shape, device=apply.device)  # (N,)
+    u = _rand(tuple(apply.shape), apply, generator)  # (N,)
     factor = torch.where(apply, 1 + strength * (2 * u - 1), torch.ones_like(u))
     return factor.view(-1, 1, 1, 1)
 
@@ -68,20 +79,31 @@ class ImageAugment(nn.Module):
         self.crop_scale = tuple(crop_scale)
         self.jitter, self.jitter_p, self.gray_p = jitter, jitter_p, gray_p
 
-    def forward(self, x: Tensor) -> Tensor:  # (N, C, H, W) -> (N, C, H, W) float32
+    def forward(
+        self, x: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:  # (N, C, H, W) -> (N, C, H, W) float32
+        """One augmented copy of ``x``; every draw from ``generator`` when given.
+
+        Without a generator the draws come from torch's global generator (on
+        ``x``'s device for the colour operations), as in training; held-out
+        scoring passes one re-seeded identically every epoch, so that it
+        scores the same copies each time.
+        """
         x = at_least_float32(x)
-        x = random_resized_crop_flip(x, tuple(x.shape[-2:]), scale=self.crop_scale)
+        x = random_resized_crop_flip(
+            x, tuple(x.shape[-2:]), scale=self.crop_scale, generator=generator
+        )
         n, channels = x.shape[:2]
         if self.jitter > 0:
             # One draw decides whether a sample is jittered at all, as RandomApply does.
-            apply = torch.rand(n, device=x.device) < self.jitter_p  # (N,)
-            x = x * _factors(apply, self.jitter)  # brightness
+            apply = _rand((n,), x, generator) < self.jitter_p  # (N,)
+            x = x * _factors(apply, self.jitter, generator)  # brightness
             mean = x.mean(dim=(1, 2, 3), keepdim=True)  # (N, 1, 1, 1)
-            x = mean + _factors(apply, self.jitter) * (x - mean)  # contrast
+            x = mean + _factors(apply, self.jitter, generator) * (x - mean)  # contrast
             if channels == 3:
                 gray = _gray(x)  # (N, 1, H, W)
-                x = gray + _factors(apply, self.jitter) * (x - gray)  # saturation
+                x = gray + _factors(apply, self.jitter, generator) * (x - gray)  # saturation
         if channels == 3 and self.gray_p > 0:
-            to_gray = torch.rand(n, 1, 1, 1, device=x.device) < self.gray_p  # (N, 1, 1, 1)
+            to_gray = _rand((n, 1, 1, 1), x, generator) < self.gray_p  # (N, 1, 1, 1)
             x = torch.where(to_gray, _gray(x).expand_as(x), x)
         return x

@@ -18,24 +18,67 @@ import torch
 from torch import Tensor, nn
 
 from ..losses.precision import at_least_float32
-from .augment import ImageAugment
 from .color import COLOR_VIEW_KINDS, color_views
 from .crops import random_resized_crop_flip
+
+# ITU-R BT.601 luma weights (torchvision's grayscale), for the saturation jitter.
+_LUMA = (0.299, 0.587, 0.114)
 
 # Crop area range (fraction of the image) of the training augmentation for image
 # views. CMC uses (0.2, 1) on ImageNet; small images (CIFAR, digits) lose too much
 # there, and on 32x32 CIFAR-10 (0.6, 1) learned better features than (0.3, 1).
 CROP_SCALE = (0.6, 1.0)
-# Colour augmentation of CMC's code (its "CJ" option): colour jitter and random
-# grayscale of the RGB image, before the colour split.
-COLOR_JITTER = 0.4
+# Colour jitter of the RGB image before the colour split, off by default: CMC's L/ab
+# training script (train_CMC.py) has none. Its "CJ" option (random grayscale, then
+# ColorJitter) belongs to its single-view MoCo/InsDis script; grayscale would be
+# harmful here, as a gray image's ab view is a constant with nothing to match.
+COLOR_JITTER = 0.0
+# Probability that an image is jittered at all (torchvision's RandomApply in CJ).
 JITTER_P = 0.8
-GRAY_P = 0.2
 
 
-def _augment(x: Tensor, crop_scale: tuple[float, float]) -> Tensor:
+def _augment(
+    x: Tensor, crop_scale: tuple[float, float], generator: torch.Generator | None = None
+) -> Tensor:
     """Random resized crop (back to the input size) and horizontal flip, per sample."""
-    return random_resized_crop_flip(x, tuple(x.shape[-2:]), scale=crop_scale)
+    return random_resized_crop_flip(x, tuple(x.shape[-2:]), scale=crop_scale, generator=generator)
+
+
+def _jitter_factors(
+    n: int, strength: float, p: float, generator: torch.Generator | None, like: Tensor
+) -> Tensor:
+    """Factors ``U(1 - strength, 1 + strength)`` for a fraction ``p`` of the images, else 1.
+
+    Returns (3, N, 1, 1, 1): one factor per image for brightness, contrast and
+    saturation. One draw decides whether an image is jittered at all, as
+    torchvision's RandomApply does; drawn on the generator's device (the CPU
+    without one), then moved to the batch's.
+    """
+    device = generator.device if generator is not None else torch.device("cpu")
+    u = torch.rand(4, n, generator=generator, device=device)  # (4, N)
+    apply = u[0] < p  # (N,)
+    factors = torch.where(apply, 1 + strength * (2 * u[1:] - 1), torch.ones_like(u[1:]))
+    return factors.to(device=like.device, dtype=like.dtype).view(3, n, 1, 1, 1)
+
+
+def color_jitter(
+    rgb: Tensor, strength: float, p: float = JITTER_P, generator: torch.Generator | None = None
+) -> Tensor:
+    """Brightness, contrast and saturation jitter of RGB images in ``[0, 1]``, ``(N, 3, H, W)``.
+
+    For a fraction ``p`` of the images, each of the three is scaled by its own
+    factor from ``U(1 - strength, 1 + strength)``, in that order, as torchvision's
+    ColorJitter does without hue (contrast about the mean over all channels,
+    saturation about the BT.601 luma); the result is clipped to ``[0, 1]``. No
+    image is turned to grayscale.
+    """
+    brightness, contrast, saturation = _jitter_factors(len(rgb), strength, p, generator, rgb)
+    x = rgb * brightness
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)  # (N, 1, 1, 1)
+    x = mean + contrast * (x - mean)
+    gray = (x * x.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)  # (N, 1, H, W)
+    x = gray + saturation * (x - gray)
+    return x.clamp_(0.0, 1.0)
 
 
 class ColorViews(nn.Module):
@@ -44,11 +87,10 @@ class ColorViews(nn.Module):
     Raw values are multiplied by the ``scale`` buffer (1/255 for 0..255 pixels,
     learned at fit) to reach ``[0, 1]``. In training mode each image gets one
     random resized crop and flip, shared by both views (as in CMC's code, the
-    crop is taken before the colour split), and, when ``color_jitter > 0``, the
-    colour augmentation of CMC's code: brightness, contrast and saturation
-    jitter of strength ``color_jitter`` (with probability 0.8) and grayscale
-    (probability 0.2), clipped back to ``[0, 1]``. A grayscale image keeps its
-    luma and loses its chroma, so the luma encoder cannot lean on colour alone.
+    crop is taken before the colour split), and, when ``color_jitter > 0``,
+    brightness, contrast and saturation jitter of that strength for 80% of the
+    images (:func:`color_jitter`). Nothing turns an image gray: its chroma view
+    would be a constant, and its pair of views would carry no information.
     """
 
     def __init__(
@@ -65,18 +107,15 @@ class ColorViews(nn.Module):
         self.augment = augment
         self.crop_scale = tuple(crop_scale)
         self.color_jitter = float(color_jitter)
-        self.augmentation = ImageAugment(
-            self.crop_scale,
-            jitter=self.color_jitter,
-            jitter_p=JITTER_P,
-            gray_p=GRAY_P if self.color_jitter > 0 else 0.0,
-        )
         self.register_buffer("scale", torch.tensor(float(scale)))
 
-    def forward(self, x: Tensor) -> list[Tensor]:
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:
+        """The two views; ``generator`` draws the training-mode augmentation."""
         rgb = (at_least_float32(x) * self.scale).clamp_(0.0, 1.0)  # (N, 3, H, W)
         if self.training and self.augment:
-            rgb = self.augmentation(rgb).clamp_(0.0, 1.0)
+            rgb = _augment(rgb, self.crop_scale, generator)
+            if self.color_jitter > 0:
+                rgb = color_jitter(rgb, self.color_jitter, generator=generator)
         return color_views(rgb, self.kind)
 
 
@@ -103,10 +142,11 @@ class CropViews(nn.Module):
         self.register_buffer("mean", mean.float())
         self.register_buffer("std", std.float())
 
-    def forward(self, x: Tensor) -> list[Tensor]:
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:
+        """The views; ``generator`` draws the training-mode crops and flips."""
         z = (at_least_float32(x) - self.mean) / self.std  # (N, C, H, W)
         if self.training and self.augment:
-            return [_augment(z, self.crop_scale) for _ in range(self.n_views)]
+            return [_augment(z, self.crop_scale, generator) for _ in range(self.n_views)]
         return [z] * self.n_views
 
 
@@ -121,7 +161,8 @@ class ColumnViews(nn.Module):
         for v, cols in enumerate(columns):
             self.register_buffer(f"columns{v}", torch.as_tensor(list(cols), dtype=torch.long))
 
-    def forward(self, x: Tensor) -> list[Tensor]:
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:
+        """The views; ``generator`` is unused (nothing is random)."""
         z = (at_least_float32(x).flatten(1) - self.mean) / self.std  # (N, F)
         return [z[:, getattr(self, f"columns{v}")] for v in range(self.n_views)]
 
@@ -145,7 +186,8 @@ class CallableViews(nn.Module):
             self.register_buffer(f"mean{v}", mean.float())
             self.register_buffer(f"std{v}", std.float())
 
-    def forward(self, x: Tensor) -> list[Tensor]:
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:
+        """The views; ``generator`` is unused (the functions are not augmented)."""
         x = at_least_float32(x)
         return [
             (at_least_float32(fn(x)) - getattr(self, f"mean{v}")) / getattr(self, f"std{v}")
