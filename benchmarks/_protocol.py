@@ -43,6 +43,26 @@ RANDOM_FIT_IMAGES = 2000
 RESULTS = Path(__file__).parent / "results"
 
 
+def cifar10_or_skip(data_home):
+    """``(X_train, y_train, X_test, y_test)`` of CIFAR-10 under ``data_home``, or None.
+
+    None, after printing why, when no folder is given or the batches are absent: a
+    benchmark that needs the data skips cleanly.
+    """
+    from sk_dim.datasets import load_cifar10
+
+    if data_home is None:
+        print("skipping: give --data-home DIR (or set SK_DIM_DATA)")
+        return None
+    try:
+        X, y = load_cifar10(data_home, subset="train", return_X_y=True)
+        X_test, y_test = load_cifar10(data_home, subset="test", return_X_y=True)
+    except (FileNotFoundError, OSError) as exc:
+        print(f"skipping: CIFAR-10 python batches not found under {data_home!r} ({exc})")
+        return None
+    return X, y, X_test, y_test
+
+
 def probe_accuracy(Ztr, ytr, Zte, yte):
     """Test accuracy and C of the probe whose C scored best on the last fifth of Ztr."""
     # The iteration cap is deliberate: lbfgs's warning about it would drown the table.

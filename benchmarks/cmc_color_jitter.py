@@ -24,10 +24,9 @@ import torch
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _protocol import evaluate, report  # noqa: E402
+from _protocol import cifar10_or_skip, evaluate, report  # noqa: E402
 
 from sk_dim import CMCTransformer  # noqa: E402
-from sk_dim.datasets import load_cifar10  # noqa: E402
 
 
 def parse(argv=None):
@@ -48,15 +47,10 @@ def parse(argv=None):
 
 def main():
     args = parse()
-    if args.data_home is None:
-        print("skipping: give --data-home DIR (or set SK_DIM_DATA)")
+    cifar = cifar10_or_skip(args.data_home)
+    if cifar is None:
         return
-    try:
-        X, y = load_cifar10(args.data_home, subset="train", return_X_y=True)
-        Xte, yte = load_cifar10(args.data_home, subset="test", return_X_y=True)
-    except (FileNotFoundError, OSError) as exc:
-        print(f"skipping: CIFAR-10 python batches not found under {args.data_home!r} ({exc})")
-        return
+    X, y, Xte, yte = cifar
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)
     X, y = X[: args.n_fit], y[: args.n_fit]
