@@ -39,7 +39,10 @@ class CMCTransformer(BaseSelfSupervised):
     Parameters
     ----------
     n_components : int, default=128
-        Size of each view's embedding (the L2-normalised y).
+        Size of each view's embedding (the L2-normalised y). Not the width of
+        ``transform``'s output, unlike PCA's: that is set by ``layer``
+        (``layer="embedding"`` returns ``n_components`` per view; the default
+        ``"local"`` returns 1024 per image view).
     views : {"auto", "lab", "ycbcr", "crops", "halves"} or list, default="auto"
         How samples are split into views.
 

@@ -41,9 +41,12 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
     Parameters
     ----------
     n_components : int, default=64
-        Size of the global representation y.
+        Size of the global representation y. Not the width of ``transform``'s
+        output, unlike PCA's: that is set by ``layer`` (``layer="y"`` returns
+        ``n_components`` features; the default ``"local"`` returns 2048).
     alpha : float, default=0.5
-        Weight of the global MI term.
+        Weight of the global MI term. Not an L2 penalty, as ``alpha`` is for
+        scikit-learn's MLPs: that is ``weight_decay``.
     beta : float, default=1.0
         Weight of the local MI term, averaged over the locations of M.
     gamma : float, default=0.1
@@ -66,14 +69,20 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         implementation does (y itself is unbounded); the gaussian prior is
         compared with y. ``layer="y"`` returns y without the sigmoid.
     augment : bool, default=False
-        Augmented-view DIM, as in AMDIM (Bachman, Hjelm & Buchwalter, 2019):
+        Augmented-view DIM after AMDIM (Bachman, Hjelm & Buchwalter, 2019):
         during training, each image is drawn twice with independent random
-        resized crops (area 0.3 to 1), flips, colour jitter and grayscale
-        (RGB only), and the MI terms pair the global vector y of one copy
-        with the local map M of the other (both directions, averaged), so
-        that the features must agree across augmentations, not just pixels.
-        Each batch encodes twice as many images. Transform never augments.
-        False is the paper's DIM. Needs images.
+        resized crops (area 0.3 to 1), flips, and for RGB images colour
+        jitter (brightness, contrast, saturation; no hue) and grayscale; the
+        MI terms pair the global vector y of one copy with the local map M of
+        the other (both directions, averaged), so that the features must
+        agree across augmentations, not just pixels. What is implemented is
+        AMDIM's global-to-local term at one scale: not its local-to-local
+        terms, its score clipping or its score penalty, and not its CIFAR-10
+        augmentation (a reflected translation of up to 4 pixels, a flip
+        shared by both copies, colour jitter with hue). Augmented pixels are
+        not clipped to the valid range (the scale of raw inputs is not
+        known). Each batch encodes twice as many images. Transform never
+        augments. False is the paper's DIM. Needs images.
     encoder : {"auto", "conv", "dcgan32", "mlp"} or torch.nn.Module, default="auto"
         ``"auto"`` picks ``"conv"`` for images and ``"mlp"`` for feature
         vectors. ``"conv"`` halves the image with 4x4 stride-2 convolutions
