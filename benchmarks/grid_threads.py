@@ -35,7 +35,7 @@ class ThreadsSeen(DeepInfoMaxTransformer):
 
 
 def threads_in_fit(n_threads, X):
-    dim = ThreadsSeen(n_components=8, max_epochs=1, n_threads=n_threads, random_state=0)
+    dim = ThreadsSeen(embedding_dim=8, max_epochs=1, n_threads=n_threads, random_state=0)
     return dim.fit(X[:64]).threads_seen_
 
 

@@ -27,7 +27,7 @@ best score within 0.5 points of the exhaustive search's.
 The settings keep the exhaustive search affordable on 2 CPU cores: digits as
 feature vectors (``image_shape=None``: the MLP encoder, about 10x cheaper per epoch
 than the convolutional one on 8x8 images), features from ``layer="y"``
-(``n_components=64``) so that the probe costs little next to the encoder.
+(``embedding_dim=64``) so that the probe costs little next to the encoder.
 """
 
 import argparse
@@ -64,7 +64,7 @@ def pipeline(args):
         encoder="mlp",
         image_shape=None,
         layer="y",
-        n_components=64,
+        embedding_dim=64,
         max_epochs=args.max_epochs,
         batch_size=args.batch_size,
         n_threads=args.threads,

@@ -8,7 +8,7 @@ Writes ``--size-gb`` GB of uint8 ``--side`` x ``--side`` grayscale images to a
 8x8 digits from scikit-learn, random ones per image, with uniform noise. The file
 is written with plain file writes, a few MB at a time, so that the process only
 maps it when sk_dim reads it. Then ``DeepInfoMaxTransformer`` (the MLP encoder on
-the flattened images, ``layer="y"``, ``n_components=16``) is fitted for one epoch
+the flattened images, ``layer="y"``, ``embedding_dim=16``) is fitted for one epoch
 on the read-only memmap and transforms it.
 
 Printed per phase (fit, transform) beside the idle process before them: wall
@@ -157,7 +157,7 @@ def main():
             encoder="mlp",
             image_shape=None,  # the flattened images as vectors: the cheap MLP encoder
             layer="y",
-            n_components=16,
+            embedding_dim=16,
             max_epochs=1,
             batch_size=args.batch_size,
             n_threads=args.threads,

@@ -51,7 +51,7 @@ fit, queries = np.arange(600), np.arange(600, 800)
 # %%
 # Reduced settings: a small embedding, few negatives (the data set is small)
 # and 8 epochs.
-cmc = CMCTransformer(n_components=64, n_negatives=256, max_epochs=8, random_state=0, device="cpu")
+cmc = CMCTransformer(embedding_dim=64, n_negatives=256, max_epochs=8, random_state=0, device="cpu")
 cmc.fit(X[fit])
 print(cmc.history_[["train_loss", "contrast_0_1", "contrast_1_0"]].round(3).to_string())
 

@@ -60,7 +60,7 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     """Base class: fit a self-supervised torch module, transform with its encoder."""
 
     _parameter_constraints: dict = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
         "image_shape": [StrOptions({"auto"}), tuple, None],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
@@ -89,7 +89,7 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     # Parameters the torch module is built from. Once fitted, the network holds
     # them: changing one makes transform, save and further training refuse (see
     # fit); every other parameter takes effect at the next call that uses it.
-    _MODULE_PARAMS: tuple[str, ...] = ("n_components", "encoder", "image_shape")
+    _MODULE_PARAMS: tuple[str, ...] = ("embedding_dim", "encoder", "image_shape")
 
     # The values of ``layer`` (each class's own).
     _LAYERS: tuple[str, ...] = ()
@@ -145,7 +145,7 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        # bool is an int to Python and to scikit-learn's Interval: n_components=True
+        # bool is an int to Python and to scikit-learn's Interval: embedding_dim=True
         # would pass, and fail later in torch with an unreadable error.
         for name, constraints in self._parameter_constraints.items():
             value = getattr(self, name)

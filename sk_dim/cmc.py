@@ -38,11 +38,11 @@ class CMCTransformer(BaseSelfSupervised):
 
     Parameters
     ----------
-    n_components : int, default=128
-        Size of each view's embedding (the L2-normalised y). Not the width of
-        ``transform``'s output, unlike PCA's: that is set by ``layer``
-        (``layer="embedding"`` returns ``n_components`` per view; the default
-        ``"local"`` returns 1024 per image view).
+    embedding_dim : int, default=128
+        Size of each view's embedding (the L2-normalised y; named for what it
+        is: PCA's ``n_components`` is the output width, which here ``layer``
+        sets; ``layer="embedding"`` returns ``embedding_dim`` per view, the
+        default ``"local"`` 1024 per image view).
     views : {"auto", "lab", "ycbcr", "crops", "halves"} or list, default="auto"
         How samples are split into views.
 
@@ -91,8 +91,8 @@ class CMCTransformer(BaseSelfSupervised):
     crop_scale : tuple of two floats, default=(0.6, 1.0)
         Range of the crops' area as a fraction of the image, ``0 < low <= high
         <= 1``. The paper uses (0.2, 1.0) on 224x224 ImageNet crops; on 32x32
-        CIFAR-10 images (0.6, 1.0) learned better features than (0.3, 1.0) in
-        short runs (``benchmarks/cifar10.py``).
+        CIFAR-10 images (0.6, 1.0) learned better features than (0.3, 1.0)
+        (see the Benchmarks page).
     color_jitter : float, default=0.0
         Colour jitter of RGB images for the colour views (``"lab"``,
         ``"ycbcr"``) during training, before the colour split: for 80% of the
@@ -101,9 +101,8 @@ class CMCTransformer(BaseSelfSupervised):
         in that order, and the pixels clipped to ``[0, 1]``; no hue jitter, and
         no image is turned to grayscale (its ab view would be a constant, and
         its pair of views would carry nothing to match). 0, the default, is
-        CMC's L/ab recipe, which has no colour jitter: 0.4 scored 0.5 points
-        above it on 2,000 CIFAR-10 images (one seed), within the noise of the
-        measurement (``benchmarks/cmc_color_jitter.py``). Needs
+        CMC's L/ab recipe, which has no colour jitter; jitter did not
+        measurably help (``benchmarks/cmc_color_jitter.py``). Needs
         ``augment=True``; other views are not colour-jittered.
     encoder : {"auto", "conv", "dcgan32", "mlp"}, torch.nn.Module or list, default="auto"
         Encoder of each view: ``"auto"`` is ``"conv"`` for image views
@@ -139,14 +138,14 @@ class CMCTransformer(BaseSelfSupervised):
           ``pool_size`` x ``pool_size`` and concatenated, lowest first
           ((32 + 64 + 128) * 16 = 3584 features per image view; a vector
           view's MLP gives its first hidden layer). A linear probe reads
-          low-level and high-level features together: 2.4 points above
-          ``"local"`` on 5,000 CIFAR-10 images;
+          low-level and high-level features together (on colour images
+          better than ``"local"``: see the Benchmarks page);
         - ``"conv"``: each view's last convolutional layer, flattened (128 x
           4 x 4 = 2048 per image view at 32x32); only for encoders that
           return it (the built-in convolutional ones, not the MLP);
         - ``"fc"``: the fully connected layer (512 per image view and per
           vector view);
-        - ``"embedding"``: the L2-normalised embedding (``n_components`` per
+        - ``"embedding"``: the L2-normalised embedding (``embedding_dim`` per
           view).
 
         The paper probes intermediate layers: a linear classifier does
@@ -158,12 +157,10 @@ class CMCTransformer(BaseSelfSupervised):
         ``layer="local"``).
     pool_size : int, default=4
         Side of the grid the local map is pooled to for ``layer="local"``
-        (and each block's map for ``layer="blocks"``). On
-        CIFAR-10 a 4x4 grid probed better than 2x2 once the probe's
-        regularisation is tuned (``benchmarks/cifar10.py``); it is also
-        DIM's default, so both give 2048 features for RGB images.
+        (and each block's map for ``layer="blocks"``). 4, DIM's default too,
+        gives 2048 features for RGB images with both.
     keep_memory_bank : bool, default=False
-        The memory banks (``n_views x n_samples x n_components`` floats) and NCE
+        The memory banks (``n_views x n_samples x embedding_dim`` floats) and NCE
         constants are training state and are dropped after fit, so that a
         persisted transformer stays small. Keep them to continue training
         through ``net_`` (e.g. ``net_.partial_fit``) or to inspect them
@@ -244,7 +241,7 @@ class CMCTransformer(BaseSelfSupervised):
         ``weight_decay``, ``batch_size``, ``callbacks``, ``early_stopping``,
         ``on_divergence``, ``precision``, ...) take effect at the next ``fit``
         or ``partial_fit``; the parameters the network is built from (its
-        ``_MODULE_PARAMS``: ``n_components``, ``encoder``, ``image_shape`` and
+        ``_MODULE_PARAMS``: ``embedding_dim``, ``encoder``, ``image_shape`` and
         the objective's) cannot change once fitted: ``transform``, ``save``
         and continued training then raise a ValueError naming them.
     early_stopping : bool, default=False
@@ -342,11 +339,10 @@ class CMCTransformer(BaseSelfSupervised):
     ``max_epochs=150, layer="blocks", weight_decay=5e-4``. Small data sets
     need more passes for the same number of optimizer steps, weight decay keeps
     those passes from overfitting, and a linear classifier reads every block
-    better than the local map alone. On 5,000 CIFAR-10 images it scores
-    0.6575 against 0.614 for the k-means baseline, in a 461 s fit on 2 CPU
-    cores in bfloat16 (``benchmarks/cifar10.py --regime small --preset
-    few-images``); over three seeds on one thread, 0.648 on average in
-    bfloat16 and 0.650 in float32.
+    better than the local map alone. :meth:`presets` lists it with its cost;
+    its figures against the k-means baseline and the defaults are on the
+    Benchmarks page (``benchmarks/cifar10.py --regime small --preset
+    few-images``).
 
     References
     ----------
@@ -409,7 +405,7 @@ class CMCTransformer(BaseSelfSupervised):
 
     def __init__(
         self,
-        n_components=128,
+        embedding_dim=128,
         *,
         views="auto",
         loss="nce",
@@ -446,7 +442,7 @@ class CMCTransformer(BaseSelfSupervised):
         random_state=None,
         verbose=0,
     ):
-        self.n_components = n_components
+        self.embedding_dim = embedding_dim
         self.views = views
         self.loss = loss
         self.graph = graph
@@ -617,7 +613,7 @@ class CMCTransformer(BaseSelfSupervised):
             raise ValueError(
                 f"encoder={encoder!r} needs image views, but view {v} has shape {shape}"
             )
-        return build_encoder(encoder, shape, self.n_components, width=VIEW_ENCODER_WIDTH)
+        return build_encoder(encoder, shape, self.embedding_dim, width=VIEW_ENCODER_WIDTH)
 
 
 def _output_dim(encoder: nn.Module, shape) -> int:

@@ -40,10 +40,11 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
 
     Parameters
     ----------
-    n_components : int, default=64
-        Size of the global representation y. Not the width of ``transform``'s
-        output, unlike PCA's: that is set by ``layer`` (``layer="y"`` returns
-        ``n_components`` features; the default ``"local"`` returns 2048).
+    embedding_dim : int, default=64
+        Size of the global representation y (named for what it is: PCA's
+        ``n_components`` is the output width, which here ``layer`` sets;
+        ``layer="y"`` returns ``embedding_dim`` features, the default
+        ``"local"`` 2048).
     alpha : float, default=0.5
         Weight of the global MI term. Not an L2 penalty, as ``alpha`` is for
         scikit-learn's MLPs: that is ``weight_decay``.
@@ -53,8 +54,8 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         Weight of the adversarial prior-matching term.
     mi_estimator : {"jsd", "dv", "infonce"}, default="infonce"
         MI estimator: InfoNCE (the strongest features for classification,
-        as the paper finds: on 5,000 CIFAR-10 images 5.8 points above JSD for
-        the same fit time, a tie on MNIST and digits), Jensen-Shannon
+        as the paper finds, and in this project's benchmarks for the same
+        fit time: see the Benchmarks page), Jensen-Shannon
         (softplus form; the most stable, the paper's default objective), or
         Donsker-Varadhan (an MI estimate in nats, with noisy gradients).
     local_critic : {"dot", "concat"}, default="dot"
@@ -64,7 +65,7 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         scores with 1x1 convolutions; slower and memory hungry, kept for
         fidelity to the paper.
     prior : {"uniform", "gaussian"}, default="uniform"
-        Prior matched by y; the paper's is uniform on [0, 1]^n_components,
+        Prior matched by y; the paper's is uniform on [0, 1]^embedding_dim,
         which the discriminator compares with ``sigmoid(y)``, as the reference
         implementation does (y itself is unbounded); the gaussian prior is
         compared with y. ``layer="y"`` returns y without the sigmoid.
@@ -90,7 +91,7 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         256-channel convolution, a 1024-unit fully connected layer and y.
         ``"dcgan32"`` is the paper's 32x32 encoder (``"conv"`` is identical at
         32x32). A module must map a float batch ``(N, *input_shape)`` to
-        ``(local_map (N, C, H, W), y (N, n_components))``,
+        ``(local_map (N, C, H, W), y (N, embedding_dim))``,
         ``(local_map, fc, y)`` or ``(local_map, conv, fc, y)``; inputs arrive
         standardised.
     image_shape : "auto", tuple (C, H, W) or None, default="auto"
@@ -114,16 +115,16 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
           channels with ``"conv"``), each average-pooled to at most
           ``pool_size`` x ``pool_size`` and concatenated, lowest first:
           (64 + 128 + 256) * 16 = 7168 features at 32x32 and on 8x8 digits.
-          A linear probe reads low-level and high-level features together:
-          1.5 points above ``"local"`` on 5,000 CIFAR-10 images (2.4 for
-          CMC). An encoder module that returns no ``EncoderOutput.blocks``
+          A linear probe reads low-level and high-level features together
+          (on colour images better than ``"local"``: see the Benchmarks
+          page). An encoder module that returns no ``EncoderOutput.blocks``
           gives its local map and last convolutional layer;
         - ``"conv"``: the last convolutional layer, flattened, as in the
           paper (256 x 4 x 4 = 4096 at 32x32 and on 8x8 digits, 256 x 3 x 3
           at 28x28); only for encoders that return it (the built-in
           convolutional ones);
         - ``"fc"``: the fully connected layer (1024);
-        - ``"y"``: the global vector (``n_components``).
+        - ``"y"``: the global vector (``embedding_dim``).
 
         The paper finds lower layers much better for linear classifiers
         (CIFAR-10 linear SVM on DIM(L): conv 63.3, fc 54.1, y 49.6), hence a
@@ -211,7 +212,7 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         ``weight_decay``, ``batch_size``, ``callbacks``, ``early_stopping``,
         ``on_divergence``, ``precision``, ...) take effect at the next ``fit``
         or ``partial_fit``; the parameters the network is built from (its
-        ``_MODULE_PARAMS``: ``n_components``, ``encoder``, ``image_shape`` and
+        ``_MODULE_PARAMS``: ``embedding_dim``, ``encoder``, ``image_shape`` and
         the objective's) cannot change once fitted: ``transform``, ``save``
         and continued training then raise a ValueError naming them.
     early_stopping : bool, default=False
@@ -322,11 +323,9 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
     ``augment=True, max_epochs=35, layer="blocks"``: AMDIM's augmented
     views keep DIM learning where plain DIM stalls after about 20 epochs,
     and a linear classifier reads every block better than the local map
-    alone. On 5,000 CIFAR-10 images it scores 0.6205 (0.582 at the defaults)
-    against 0.614 for the k-means baseline, in a 399 s fit on 2 CPU cores in
-    bfloat16 (``benchmarks/cifar10.py --regime small --preset few-images``); on 25,000
-    images, 16 epochs (858 s in bfloat16, which ``precision="auto"`` picks on
-    a CPU with AVX512-BF16 or AMX), 0.668 against 0.6305.
+    alone. :meth:`presets` lists it with its cost; its figures against the
+    k-means baseline and the defaults are on the Benchmarks page
+    (``benchmarks/cifar10.py --regime small --preset few-images``).
 
     References
     ----------
@@ -380,7 +379,7 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
 
     def __init__(
         self,
-        n_components=64,
+        embedding_dim=64,
         *,
         alpha=0.5,
         beta=1.0,
@@ -413,7 +412,7 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         random_state=None,
         verbose=0,
     ):
-        self.n_components = n_components
+        self.embedding_dim = embedding_dim
         self.alpha = alpha
         self.beta = beta
         self.gamma = gamma
@@ -456,7 +455,7 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
     def _build_module(self, X, input_shape):
         # A user's module is copied so that fitting never mutates a parameter.
         encoder = copy.deepcopy(self.encoder) if isinstance(self.encoder, nn.Module) else None
-        encoder = encoder or build_encoder(self.encoder, input_shape, self.n_components)
+        encoder = encoder or build_encoder(self.encoder, input_shape, self.embedding_dim)
         return DeepInfoMax(
             nn.Sequential(Standardize(*self._scaling(X)), encoder),
             input_shape,

@@ -23,8 +23,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = [
-    (DeepInfoMaxTransformer, {"n_components": 16, "gamma": 0.1}),  # with the discriminator
-    (CMCTransformer, {"n_components": 16, "n_negatives": 32}),  # with the memory bank
+    (DeepInfoMaxTransformer, {"embedding_dim": 16, "gamma": 0.1}),  # with the discriminator
+    (CMCTransformer, {"embedding_dim": 16, "n_negatives": 32}),  # with the memory bank
 ]
 
 
@@ -91,7 +91,7 @@ for cls, params in [
     (CMCTransformer, {"n_negatives": 32, "keep_memory_bank": True, "random_state": 0}),
 ]:
     est = cls(
-        n_components=16, max_epochs=2, batch_size=16, accelerate={"cpu": True}, **params
+        embedding_dim=16, max_epochs=2, batch_size=16, accelerate={"cpu": True}, **params
     ).fit(X[:128])
     # One seed, even from random_state=None: the same order, disjoint shards.
     seeds = [None] * dist.get_world_size()

@@ -29,7 +29,7 @@ from sk_dim.mi_estimation import mutual_information
 
 pytestmark = pytest.mark.filterwarnings("ignore:n_negatives=:UserWarning")
 
-FAST = dict(n_components=8, max_epochs=1, batch_size=16, random_state=0)
+FAST = dict(embedding_dim=8, max_epochs=1, batch_size=16, random_state=0)
 ESTIMATORS = {"dim": DeepInfoMaxTransformer, "cmc": CMCTransformer}
 
 
@@ -126,7 +126,7 @@ def test_one_sample_at_transform_works(fitted, digits, name):
 
 
 COMMON_PARAMS = [
-    ({"n_components": 0}, "n_components"),
+    ({"embedding_dim": 0}, "embedding_dim"),
     ({"max_epochs": 0}, "max_epochs"),
     ({"max_epochs": 2.5}, "max_epochs"),
     ({"batch_size": 1}, "batch_size"),

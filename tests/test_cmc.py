@@ -22,7 +22,7 @@ from sk_dim.views import ColorViews, ColumnViews, CropViews
 
 # float32: the layer tests recompute features by hand in float32 ("auto" is bfloat16 on
 # some CPUs).
-FAST = dict(n_components=16, max_epochs=2, batch_size=32, random_state=0, precision="float32")
+FAST = dict(embedding_dim=16, max_epochs=2, batch_size=32, random_state=0, precision="float32")
 
 
 # Small test sets are below the default n_negatives; test_negatives_cap checks the warning.
@@ -59,7 +59,7 @@ def fitted(digits):
 
 
 def test_fit_lowers_the_loss(digits):
-    cmc = CMCTransformer(n_components=16, max_epochs=5, batch_size=32, loss="softmax")
+    cmc = CMCTransformer(embedding_dim=16, max_epochs=5, batch_size=32, loss="softmax")
     cmc.set_params(random_state=0, image_shape=None).fit(digits[0])
     loss = cmc.history_["train_loss"]
     assert loss.iloc[-1] < loss.iloc[0] - 1.0
@@ -380,7 +380,7 @@ def test_user_encoders(rgb):
 def test_grid_search_in_a_pipeline():
     X, y = load_digits(return_X_y=True)
     X, y = X[:300], y[:300]
-    cmc = CMCTransformer(n_components=16, max_epochs=1, batch_size=32, random_state=0)
+    cmc = CMCTransformer(embedding_dim=16, max_epochs=1, batch_size=32, random_state=0)
     pipe = Pipeline([("cmc", cmc), ("svm", LinearSVC())])
     grid = {"cmc__temperature": [0.07, 0.5], "cmc__n_negatives": [16, 64]}
     search = GridSearchCV(pipe, grid, cv=2, n_jobs=2).fit(X, y)

@@ -15,7 +15,7 @@ from sk_dim.views import ColorViews, ColumnViews, CropViews
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-FAST = dict(n_components=16, batch_size=32, random_state=0, precision="float32")
+FAST = dict(embedding_dim=16, batch_size=32, random_state=0, precision="float32")
 
 
 def _unit(n, d, seed):

@@ -19,10 +19,10 @@ def expected_failed_checks(estimator):
 @parametrize_with_checks(
     [
         DeepInfoMaxTransformer(),
-        DeepInfoMaxTransformer(n_components=4, max_epochs=2, batch_size=16, layer="y"),
+        DeepInfoMaxTransformer(embedding_dim=4, max_epochs=2, batch_size=16, layer="y"),
         CMCTransformer(),
         CMCTransformer(
-            n_components=4, n_negatives=8, max_epochs=2, batch_size=16, layer="embedding"
+            embedding_dim=4, n_negatives=8, max_epochs=2, batch_size=16, layer="embedding"
         ),
     ],
     expected_failed_checks=expected_failed_checks,

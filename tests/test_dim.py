@@ -111,7 +111,7 @@ def test_each_player_improves_its_own_objective(fitted, digits):
     [("local", 2048), ("blocks", 7168), ("conv", 4096), ("fc", 1024), ("y", 16)],
 )
 def test_layer_widths(digits, layer, width):
-    dim = DeepInfoMaxTransformer(n_components=16, layer=layer, **{**FAST, "max_epochs": 1})
+    dim = DeepInfoMaxTransformer(embedding_dim=16, layer=layer, **{**FAST, "max_epochs": 1})
     Z = dim.fit_transform(digits[0][:100])
     assert Z.shape == (100, width) and Z.dtype == np.float32
     assert dim.get_feature_names_out()[0] == "deepinfomaxtransformer0"
@@ -194,7 +194,7 @@ def test_image_shapes(digits):
 
 def test_dataframe_input_and_pandas_output(digits):
     df = pd.DataFrame(digits[0], columns=[f"px{i}" for i in range(64)])
-    dim = DeepInfoMaxTransformer(layer="y", n_components=8, **FAST).set_output(transform="pandas")
+    dim = DeepInfoMaxTransformer(layer="y", embedding_dim=8, **FAST).set_output(transform="pandas")
     out = dim.fit_transform(df)
     assert isinstance(out, pd.DataFrame)
     assert list(out.columns) == [f"deepinfomaxtransformer{i}" for i in range(8)]

@@ -16,7 +16,7 @@ from sk_dim import DeepInfoMaxTransformer
 
 # Digits as feature vectors (a small MLP encoder): cheap fits.
 SMALL = {
-    "n_components": 8,
+    "embedding_dim": 8,
     "image_shape": None,
     "layer": "y",
     "max_epochs": 1,

@@ -25,7 +25,7 @@ from sk_dim.views import ImageAugment
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-FAST = dict(n_components=8, batch_size=32, device="cpu", precision="float32", random_state=0)
+FAST = dict(embedding_dim=8, batch_size=32, device="cpu", precision="float32", random_state=0)
 STOPPING = dict(early_stopping=True, validation_fraction=0.25)
 
 
@@ -140,7 +140,7 @@ def test_dim_valid_loss_is_the_mi_objective_without_the_prior(digits):
 
 def small_dim(augment):
     torch.manual_seed(0)
-    est = sk_dim.DeepInfoMaxTransformer(n_components=8, augment=augment)
+    est = sk_dim.DeepInfoMaxTransformer(embedding_dim=8, augment=augment)
     return est.make_module(load_digits().data[:64].reshape(-1, 1, 8, 8).astype(np.float32))
 
 

@@ -23,7 +23,7 @@ from sk_dim.evaluation import (
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-FAST = dict(n_components=8, max_epochs=2, batch_size=32, random_state=0)
+FAST = dict(embedding_dim=8, max_epochs=2, batch_size=32, random_state=0)
 # A weight of the encoder's first local convolution, in the feature extractor's state.
 CONV_WEIGHT = "module.encoder.1.local.0.weight"
 

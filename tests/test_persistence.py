@@ -31,7 +31,7 @@ from sk_dim.persistence import FORMAT_VERSION, load, save
 
 pytestmark = pytest.mark.filterwarnings("ignore:n_negatives=:UserWarning")
 
-FAST = dict(n_components=8, max_epochs=1, batch_size=16, random_state=0)
+FAST = dict(embedding_dim=8, max_epochs=1, batch_size=16, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +242,7 @@ TAMPER = {
     "shape": (lambda m: m["fitted"].update({"input_shape_": [8]}), "invalid input_shape_"),
     "format": (lambda m: m.update({"format_version": 99}), "unsupported format.*reads"),
     # A network 10^7 wide is refused before anything is allocated for it.
-    "width": (lambda m: m["params"].update({"n_components": 10**7}), "weights do not fit"),
+    "width": (lambda m: m["params"].update({"embedding_dim": 10**7}), "weights do not fit"),
     "names": (
         lambda m: m["fitted"]["feature_names_in_"].update(
             {"shape": [2], "__ndarray__": ["a", "b"]}

@@ -22,7 +22,7 @@ from sk_dim.nets import TrainingDiverged
 
 pytestmark = pytest.mark.filterwarnings("ignore:n_negatives=:UserWarning")
 
-FAST = dict(n_components=8, max_epochs=3, batch_size=16, random_state=0)
+FAST = dict(embedding_dim=8, max_epochs=3, batch_size=16, random_state=0)
 ESTIMATORS = {"dim": DeepInfoMaxTransformer, "cmc": CMCTransformer}
 BATCHES_PER_EPOCH = 4  # 64 samples in batches of 16
 
@@ -166,7 +166,7 @@ SCRIPT = textwrap.dedent(
     from sk_dim.cmc import CMCTransformer
     X = load_digits().data[:64]
     for cls in (DeepInfoMaxTransformer, CMCTransformer):
-        Z = cls(n_components=8, max_epochs=2, batch_size=16, random_state=0).fit_transform(X)
+        Z = cls(embedding_dim=8, max_epochs=2, batch_size=16, random_state=0).fit_transform(X)
         print(hashlib.sha256(Z.tobytes()).hexdigest())
     """
 )
@@ -178,7 +178,7 @@ def test_same_seed_same_embeddings_across_fits_and_processes(digits):
     try:
         hashes = []
         for cls in ESTIMATORS.values():
-            params = dict(n_components=8, max_epochs=2, batch_size=16, random_state=0)
+            params = dict(embedding_dim=8, max_epochs=2, batch_size=16, random_state=0)
             a = cls(**params).fit_transform(digits)
             b = cls(**params).fit_transform(digits)
             np.testing.assert_array_equal(a, b)
@@ -200,7 +200,7 @@ def test_memory_mapped_input(digits, tmp_path, dtype):
     joblib.dump(X, tmp_path / "X.joblib")
     X_mmap = joblib.load(tmp_path / "X.joblib", mmap_mode="r")
     assert isinstance(X_mmap, np.memmap) and not X_mmap.flags.writeable
-    params = dict(n_components=8, max_epochs=1, batch_size=16, random_state=0)
+    params = dict(embedding_dim=8, max_epochs=1, batch_size=16, random_state=0)
     in_memory = DeepInfoMaxTransformer(**params).fit(X)
     mapped = DeepInfoMaxTransformer(**params).fit(X_mmap)
     np.testing.assert_array_equal(mapped.transform(X_mmap), in_memory.transform(X))

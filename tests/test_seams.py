@@ -9,7 +9,7 @@ from sk_dim import CMCTransformer, DeepInfoMaxTransformer
 from sk_dim.modules.base import SelfSupervisedModule
 
 # float32: a feature extractor run by hand computes in float32 ("auto" is bfloat16 on some CPUs).
-FAST = dict(n_components=8, max_epochs=1, batch_size=32, random_state=0, precision="float32")
+FAST = dict(embedding_dim=8, max_epochs=1, batch_size=32, random_state=0, precision="float32")
 CLASSES = {"dim": DeepInfoMaxTransformer, "cmc": CMCTransformer}
 
 

@@ -21,7 +21,7 @@ from sk_dim import DeepInfoMaxTransformer
 
 # Digits as feature vectors (a small MLP encoder): cheap fits.
 SMALL = {
-    "n_components": 8,
+    "embedding_dim": 8,
     "image_shape": None,
     "encoder": "mlp",
     "layer": "y",
@@ -166,5 +166,5 @@ def test_dask_ml_incremental_trains_block_by_block_like_a_partial_fit_loop():
     assert any("fit-" in str(task["key"]) for task in tasks.data)
     assert not hasattr(model, "net_"), "Incremental trains a clone"
     assert isinstance(inc.estimator_, DeepInfoMaxTransformer)
-    assert Z.shape == (len(X), SMALL["n_components"])
+    assert Z.shape == (len(X), SMALL["embedding_dim"])
     np.testing.assert_allclose(Z, local.transform(X), rtol=1e-5, atol=1e-6)

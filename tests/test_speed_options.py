@@ -37,7 +37,7 @@ def vectors(digits):
     return digits[:128, ::4]
 
 
-SMALL = {"n_components": 8, "max_epochs": 4, "batch_size": 32, "device": "cpu", "random_state": 0}
+SMALL = {"embedding_dim": 8, "max_epochs": 4, "batch_size": 32, "device": "cpu", "random_state": 0}
 
 
 def small_dim(**params):

@@ -20,7 +20,7 @@ from sk_dim.nets import TrainingDiverged
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 FAST = dict(
-    n_components=8, batch_size=32, max_epochs=1, device="cpu", precision="float32", random_state=0
+    embedding_dim=8, batch_size=32, max_epochs=1, device="cpu", precision="float32", random_state=0
 )
 
 
@@ -43,14 +43,14 @@ def cmc(**params):
 @pytest.mark.parametrize(
     "make, name, value",
     [
-        (dim, "n_components", 16),
+        (dim, "embedding_dim", 16),
         (dim, "alpha", 0.0),
         (dim, "gamma", 0.0),
         (dim, "mi_estimator", "jsd"),
         (dim, "local_critic", "concat"),
         (dim, "prior", "gaussian"),
         (dim, "image_shape", None),
-        (cmc, "n_components", 16),
+        (cmc, "embedding_dim", 16),
         (cmc, "temperature", 0.2),
         (cmc, "loss", "softmax"),
         (cmc, "views", "crops"),
@@ -84,11 +84,11 @@ def test_a_changed_module_parameter_is_refused_until_set_back(digits, tmp_path, 
     assert sk_dim.load(tmp_path / "x.skdim").get_params()[name] == value
 
 
-def test_n_components_sets_y_width_after_a_refit_only(digits):
+def test_embedding_dim_sets_y_width_after_a_refit_only(digits):
     est = dim(layer="y").fit(digits)
     assert est.transform(digits).shape[1] == 8
-    est.set_params(n_components=16)
-    with pytest.raises(ValueError, match="n_components=8 at fit, 16 now"):
+    est.set_params(embedding_dim=16)
+    with pytest.raises(ValueError, match="embedding_dim=8 at fit, 16 now"):
         est.get_feature_names_out()
     assert est.fit(digits).transform(digits).shape[1] == 16
 
@@ -266,7 +266,7 @@ def test_a_warm_pickle_continues_silently(digits, recwarn):
 # -- smaller items --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["n_components", "batch_size", "max_epochs", "pool_size"])
+@pytest.mark.parametrize("name", ["embedding_dim", "batch_size", "max_epochs", "pool_size"])
 def test_bools_are_not_ints(name):
     with pytest.raises(ValueError, match=f"'{name}' parameter .* must be an int"):
         dim(**{name: True}).fit(np.zeros((4, 64)))

@@ -14,7 +14,7 @@ from sk_dim import CMCTransformer, DeepInfoMaxTransformer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-FAST = dict(n_components=8, batch_size=32, random_state=0)
+FAST = dict(embedding_dim=8, batch_size=32, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_cmc_partial_fit_uses_a_queue_of_recent_keys(digits):
 
 def test_partial_fit_learns(digits):
     """Repeated passes lower the objective, as epochs of fit do."""
-    est = dim(n_components=16)
+    est = dim(embedding_dim=16)
     for _ in range(4):
         est.partial_fit(digits)
     curve = est.loss_curve_

@@ -93,7 +93,7 @@ class FineTunedClassifier(TorchClassifier):
     >>> from sk_dim import DeepInfoMaxTransformer
     >>> from sk_dim.evaluation import FineTunedClassifier
     >>> X, y = load_digits(return_X_y=True)
-    >>> dim = DeepInfoMaxTransformer(n_components=8, max_epochs=1, random_state=0).fit(X[:100])
+    >>> dim = DeepInfoMaxTransformer(embedding_dim=8, max_epochs=1, random_state=0).fit(X[:100])
     >>> clf = FineTunedClassifier(dim, max_epochs=2, random_state=0).fit(X[:100], y[:100])
     >>> clf.predict(X[100:103]).shape
     (3,)
@@ -240,7 +240,7 @@ def semi_supervised_finetune(transformer, X_labelled, y_labelled, **params):
     >>> from sk_dim import DeepInfoMaxTransformer
     >>> from sk_dim.evaluation import semi_supervised_finetune
     >>> X, y = load_digits(return_X_y=True)
-    >>> dim = DeepInfoMaxTransformer(n_components=8, max_epochs=1, random_state=0).fit(X[:100])
+    >>> dim = DeepInfoMaxTransformer(embedding_dim=8, max_epochs=1, random_state=0).fit(X[:100])
     >>> clf = semi_supervised_finetune(dim, X[:100], y[:100], max_epochs=2, random_state=0)
     >>> 0 <= clf.score(X[100:200], y[100:200]) <= 1
     True

@@ -74,7 +74,7 @@ def probe_features(transformer, X, *, layer: str | None = None) -> np.ndarray:
     >>> from sk_dim import DeepInfoMaxTransformer
     >>> from sk_dim.evaluation import probe_features
     >>> X, _ = load_digits(return_X_y=True)
-    >>> dim = DeepInfoMaxTransformer(n_components=8, max_epochs=1, random_state=0).fit(X[:100])
+    >>> dim = DeepInfoMaxTransformer(embedding_dim=8, max_epochs=1, random_state=0).fit(X[:100])
     >>> probe_features(dim, X[:5], layer="y").shape, dim.layer
     ((5, 8), 'local')
     """
