@@ -43,8 +43,10 @@ RANDOM_FIT_IMAGES = 2000
 RESULTS = Path(__file__).parent / "results"
 
 
-def cifar10_or_skip(data_home):
-    """``(X_train, y_train, X_test, y_test)`` of CIFAR-10 under ``data_home``, or None.
+def cifar10_or_skip(data_home, n_train=None, n_test=None):
+    """The first ``n_train`` / ``n_test`` rows of CIFAR-10 under ``data_home``, or None.
+
+    ``(X_train, y_train, X_test, y_test)`` (None: every row).
 
     None, after printing why, when no folder is given or the batches are absent: a
     benchmark that needs the data skips cleanly.
@@ -60,7 +62,7 @@ def cifar10_or_skip(data_home):
     except (FileNotFoundError, OSError) as exc:
         print(f"skipping: CIFAR-10 python batches not found under {data_home!r} ({exc})")
         return None
-    return X, y, X_test, y_test
+    return X[:n_train], y[:n_train], X_test[:n_test], y_test[:n_test]
 
 
 def probe_accuracy(Ztr, ytr, Zte, yte):

@@ -47,14 +47,12 @@ def parse(argv=None):
 
 def main():
     args = parse()
-    cifar = cifar10_or_skip(args.data_home)
-    if cifar is None:
+    data = cifar10_or_skip(args.data_home, args.n_fit, args.n_test)
+    if data is None:
         return
-    X, y, Xte, yte = cifar
+    X, y = data[:2]
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)
-    X, y = X[: args.n_fit], y[: args.n_fit]
-    data = (X, y, Xte[: args.n_test], yte[: args.n_test])
     rows = []
     for seed in args.seeds:
         for jitter in args.jitters:

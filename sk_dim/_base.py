@@ -862,13 +862,12 @@ class BaseSelfSupervised(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         turns finite inputs into inf or NaN: every layer is run on a few probe rows
         (zeros, ones, and uniform values on the 0..1 and 0..255 pixel scales).
         """
-        limit = nets.WEIGHT_LIMIT
-        for key, value in self.net_.module_.named_parameters():
-            if not bool((value.detach().abs() <= limit).all()):
-                raise ValueError(
-                    f"the weight {key!r} holds values larger than {limit:g}, which training "
-                    "never produces; the transformer would return meaningless features"
-                )
+        key = nets.first_weight_beyond_limit(self.net_.module_)
+        if key is not None:
+            raise ValueError(
+                f"the weight {key!r} holds values larger than {nets.WEIGHT_LIMIT:g}, which "
+                "training never produces; the transformer would return meaningless features"
+            )
         width = math.prod(self.input_shape_)
         generator = torch.Generator().manual_seed(0)
         probe = torch.cat(

@@ -593,22 +593,15 @@ class SelfSupervisedNet(NeuralNet):
         # The last step of an epoch can overflow the weights while every loss
         # it computed was finite, and a loss of normalised embeddings (CMC's)
         # stays finite while the weights explode: both count as divergence.
-        # One device sync for all the parameters.
-        named = list(self.module_.named_parameters())
-        if not named:
-            return
-        sane = torch.stack(
-            [(param.detach().abs() <= WEIGHT_LIMIT).all() for _, param in named]
-        ).tolist()  # False for NaN too
-        for (name, _), ok in zip(named, sane, strict=True):
-            if not ok:
-                raise TrainingDiverged(
-                    f"Training diverged at epoch {epoch}: the weights ({name}) became NaN, "
-                    f"infinite or larger than {WEIGHT_LIMIT:g}. Lower lr or change the loss "
-                    "weights.",
-                    epoch=epoch,
-                    term="weights",
-                )
+        name = first_weight_beyond_limit(self.module_)
+        if name is not None:
+            raise TrainingDiverged(
+                f"Training diverged at epoch {epoch}: the weights ({name}) became NaN, "
+                f"infinite or larger than {WEIGHT_LIMIT:g}. Lower lr or change the loss "
+                "weights.",
+                epoch=epoch,
+                term="weights",
+            )
 
     def get_default_callbacks(self):
         return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
@@ -681,6 +674,20 @@ WEIGHT_LIMIT = 1e5
 # Optimizer state: needed to continue training, not to transform.
 TRAINING_STATE = ("optimizer_", "optimizer_discriminator_", "grad_scaler_")
 _SAME_AS_MODULE_ = "<the module_ attribute>"
+
+
+def first_weight_beyond_limit(module: torch.nn.Module) -> str | None:
+    """The name of the first parameter that is NaN, infinite or beyond WEIGHT_LIMIT, or None.
+
+    One device sync for all the parameters.
+    """
+    named = list(module.named_parameters())
+    if not named:
+        return None
+    sane = torch.stack(
+        [(param.detach().abs() <= WEIGHT_LIMIT).all() for _, param in named]
+    ).tolist()  # False for NaN too
+    return next((name for (name, _), ok in zip(named, sane, strict=True) if not ok), None)
 
 
 def without_training_state(net: SelfSupervisedNet) -> SelfSupervisedNet:
