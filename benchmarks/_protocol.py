@@ -185,6 +185,22 @@ def report(name, title, table, command, notes=()):
     (RESULTS / f"{name}.md").write_text("\n".join(text).rstrip() + "\n")
 
 
+def seed_spread(rows, name, layers, seeds):
+    """Notes with the mean and spread over seeds of ``name``'s rows, one per layer."""
+    notes = []
+    if len(seeds) < 2:
+        return notes
+    for layer in layers:
+        acc = np.array(
+            [r["accuracy"] for r in rows if r["method"].startswith(name) and r["layer"] == layer]
+        )
+        notes.append(
+            f"- {name}, layer {layer}: {acc.mean():.4f} +- {acc.std(ddof=1):.4f} "
+            f"(mean +- std over seeds {list(seeds)}; min {acc.min():.4f}, max {acc.max():.4f})"
+        )
+    return notes
+
+
 def summary(table, references):
     """Each learned method's best layer against its random-weight network and the references."""
     best = table.groupby("method", sort=False)["accuracy"].max()

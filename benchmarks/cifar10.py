@@ -32,8 +32,8 @@ them, scored on the first ``--n-test`` test images. Rows:
 - SimCLR (Chen et al., ICML 2020), ``benchmarks/simclr.py``, only when ``--methods``
   names ``simclr-conv`` (CMC's view encoder, ``--simclr-width`` 0.5, on RGB) or
   ``simclr-resnet18`` (a CIFAR ResNet-18): trained for the wall-clock time of this run's
-  CMC fit (its DIM fit without CMC; ``--simclr-seconds S`` gives it), ``--seeds N``
-  times (seeds ``--seed`` to ``--seed + N - 1``, with mean and spread), probed at
+  CMC fit (the first seed's; its DIM fit without CMC; ``--simclr-seconds S`` gives it),
+  probed at
   ``"blocks"``, ``"conv"`` and ``"fc"`` (the representation fed to its projection head).
 
 Regimes:
@@ -46,6 +46,10 @@ Regimes:
 - ``--regime small``: what users of a scikit-learn transformer often have, 5,000
   training images for feature learning and probe, 2,000 test images; CMC and DIM at
   their default parameters, ``max_epochs`` included, DIM on RGB.
+
+``--seeds N`` fits every trained network (CMC, DIM, SimCLR) N times, with seeds ``--seed``
+to ``--seed + N - 1``, and adds each one's mean and spread per layer: a margin inside the
+seed spread is not a win. k-means and the random-weight rows use ``--seed`` alone.
 
 ``--preset NAME`` builds CMC and DIM (unless ``--dim L``) with
 ``from_preset(NAME)``, their epochs included unless ``--epochs`` / ``--dim-epochs``
@@ -74,6 +78,7 @@ from _protocol import (  # noqa: E402
     layers,
     random_weights,
     report,
+    seed_spread,
     summary,
 )
 from coates import KMeansTriangleFeatures  # noqa: E402
@@ -153,7 +158,9 @@ def parse(argv=None):
     parser.add_argument(
         "--simclr-seconds", type=float, default=None, help="SimCLR budget (CMC's fit time)"
     )
-    parser.add_argument("--seeds", type=int, default=1, help="SimCLR seeds from --seed")
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="fits of each trained network, seeds from --seed"
+    )
     parser.add_argument("--simclr-batch", type=int, default=256, help="SimCLR batch size")
     parser.add_argument("--simclr-width", type=float, default=0.5, help="simclr-conv width")
     parser.add_argument(
@@ -203,7 +210,8 @@ def main():
     )
     print(title, flush=True)
     start = time.perf_counter()
-    rows = []
+    rows, spread_notes = [], []
+    seeds = list(range(args.seed, args.seed + args.seeds))
     if "pixels" in args.methods:
         rows += evaluate("raw pixels", None, None, data)
     if "kmeans" in args.methods:
@@ -227,7 +235,11 @@ def main():
             )
         if method in args.methods:
             label = f"{name}, {transformer.max_epochs} epochs"
-            rows += evaluate(label, transformer, fit_images, probe_data, probed)
+            for seed in seeds:
+                seeded = transformer.set_params(random_state=seed)
+                named = label if len(seeds) == 1 else f"{label}, seed {seed}"
+                rows += evaluate(named, seeded, fit_images, probe_data, probed)
+            spread_notes += seed_spread(rows, label, probed, seeds)
     simclr_notes = []
     for method in (m for m in SIMCLR if m in args.methods):
         seconds, source = budget(rows, args.simclr_seconds)
@@ -237,7 +249,7 @@ def main():
             X_fit,
             data,
             seconds,
-            range(args.seed, args.seed + args.seeds),
+            seeds,
             batch_size=args.simclr_batch,
             width=args.simclr_width,
         )
@@ -245,7 +257,7 @@ def main():
         simclr_notes += [f"- {method}: a {seconds:.0f} s budget, {source}", *spread]
     table = pd.DataFrame(rows)
     references = [m for m in table["method"].unique() if m == "raw pixels" or "k-means" in m]
-    notes = summary(table, references) + simclr_notes
+    notes = summary(table, references) + spread_notes + simclr_notes
     notes.append(f"\nwhole benchmark: {time.perf_counter() - start:.0f} s")
     command = "python benchmarks/cifar10.py " + shlex.join(sys.argv[1:])
     name = args.results or ("cifar10" if args.regime == "default" else f"cifar10_{args.regime}")

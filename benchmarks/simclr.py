@@ -41,8 +41,10 @@ stage), pooled to at most 4x4.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -51,6 +53,9 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _protocol import seed_spread  # noqa: E402
 
 from sk_dim._torch import autocast, resolve_device, resolve_precision, seeded
 from sk_dim.losses.precision import at_least_float32
@@ -421,12 +426,5 @@ def simclr_rows(evaluate, backbone, X_fit, data, seconds, seeds, probe=LAYERS[:3
         for row in new:
             row["method"] = label
         rows += new
-    notes = []
-    if len(seeds) > 1:
-        for layer in probe:
-            acc = np.array([r["accuracy"] for r in rows if r["layer"] == layer])
-            notes.append(
-                f"- SimCLR-{backbone}, layer {layer}: {acc.mean():.4f} +- {acc.std(ddof=1):.4f} "
-                f"(mean +- std over seeds {list(seeds)}; min {acc.min():.4f}, max {acc.max():.4f})"
-            )
+    notes = seed_spread(rows, f"SimCLR-{backbone}", probe, list(seeds))
     return rows, notes
