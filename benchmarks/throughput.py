@@ -2,7 +2,8 @@
 
     python benchmarks/throughput.py [--device auto] [--batches 3] [--epochs 1]
                                     [--compile {auto,yes,no}] [--precisions LIST]
-                                    [--models dim,cmc] [--threads 1]
+                                    [--models dim,dim-rgb,cmc] [--threads 1]
+    python benchmarks/throughput.py --peak-threads 1,2 [--precisions LIST] [--models ...]
 
 Two tables, on random pixels (speed does not depend on the content):
 
@@ -28,6 +29,14 @@ Two tables, on random pixels (speed does not depend on the content):
    system. Memory the process freed earlier and reuses is not counted, so
    this is a lower bound. ``concat/dot`` gives the ratios.
 
+With ``--peak-threads 1,2``, a third table instead: how close each training step
+comes to the machine's limit. One step's floating-point operations are counted with
+``torch.utils.flop_counter.FlopCounterMode`` (matrix multiplies and convolutions,
+forward and backward, both optimizers' steps; see ``step_flops``), divided by the
+measured seconds per batch (channels_last on, as the benchmarks train) and set beside a
+2048x2048 matrix multiply of the same precision on the same number of threads, timed in
+the same run: ``fraction`` is the share of attainable peak the step reaches.
+
 The defaults keep a run short: a few minutes on a CPU core, most of it in
 bfloat16, which on a CPU without native bfloat16 instructions (AVX512-BF16,
 AMX) is emulated and much slower than float32 (``--precisions float32``
@@ -42,6 +51,7 @@ import json
 import resource
 import subprocess
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -50,12 +60,15 @@ import torch
 
 from sk_dim import CMCTransformer, DeepInfoMaxTransformer
 
-MODELS = {"dim": "DIM(L)", "cmc": "CMC (L/ab)"}
+MODELS = {"dim": "DIM(L)", "dim-rgb": "DIM", "cmc": "CMC (L/ab)"}
+MATMUL_SIZE = 2048
 
 
 def make_model(name: str, **params):
     if name == "DIM(L)":
         return DeepInfoMaxTransformer(alpha=0, beta=1, gamma=0.1, **params)
+    if name == "DIM":
+        return DeepInfoMaxTransformer(**params)
     return CMCTransformer(**params)
 
 
@@ -69,19 +82,102 @@ def format_row(row: dict) -> str:
     return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
 
 
-def fit_timed(name: str, args, **options) -> dict:
-    """Fit ``name`` on random images; seconds of the fastest timed epoch and its batch count."""
+def fit_model(name: str, n_batches: int, epochs: int, device: str, **options):
+    """``name`` fitted on ``n_batches`` of random images for ``epochs`` epochs."""
     batch = make_model(name).batch_size
-    X = images(name, batch * args.batches)
-    params = {"max_epochs": 1 + args.epochs, "device": args.device, "random_state": 0}
+    X = images(name, batch * n_batches)
+    params = {"max_epochs": epochs, "device": device, "random_state": 0}
     if name == "CMC (L/ab)":
         params["n_negatives"] = min(4096, len(X) - 1)  # the default exceeds these few images
     model = make_model(name, **params, **options)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         model.fit(X)
+    return model
+
+
+def fit_timed(name: str, args, **options) -> dict:
+    """Fit ``name`` on random images; seconds of the fastest timed epoch and its batch count."""
+    model = fit_model(name, args.batches, 1 + args.epochs, args.device, **options)
     dur = model.history_["dur"].iloc[1:].min()  # the first epoch is the warm-up
-    return {"images": len(X), "batches": args.batches, "epoch s": dur}
+    return {"images": args.batches * model.batch_size, "batches": args.batches, "epoch s": dur}
+
+
+def step_flops(name: str, device: str) -> float:
+    """Floating-point operations of one training step (forward, backward, both optimizers).
+
+    Counted by ``FlopCounterMode`` (matrix multiplies and convolutions, forward and
+    backward; element-wise work is not counted, as in every FLOP count of this kind) as
+    the difference between fits of two batches and of one, so that what a fit does once
+    (building, scaling statistics) cancels out. The count does not depend on precision.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counts = []
+    for n_batches in (1, 2):
+        counter = FlopCounterMode(display=False)
+        # Its per-module tracking hooks the backward pass in a way autograd.grad (the prior's
+        # gradient penalty) refuses; the total alone needs no module tracking.
+        counter.mod_tracker = _WholeProgram()
+        with counter:
+            fit_model(name, n_batches, 1, device, precision="float32")
+        counts.append(counter.get_total_flops())
+    return float(counts[1] - counts[0])
+
+
+class _WholeProgram:
+    """A stand-in for FlopCounterMode's module tracker: every operation counts as global."""
+
+    parents = {"Global"}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def matmul_gflops(precision: str, device: str, repeats: int = 5) -> float:
+    """GFLOP/s of a large square matrix multiply: what these cores attain at ``precision``."""
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[precision]
+    a, b = (torch.randn(MATMUL_SIZE, MATMUL_SIZE, device=device).to(dtype) for _ in range(2))
+    a @ b  # warm-up: kernel selection and page faults
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return 2 * MATMUL_SIZE**3 / float(np.median(times)) / 1e9
+
+
+def peak_table(args) -> pd.DataFrame:
+    """Achieved GFLOP/s of each training step against a matrix multiply's, per thread count."""
+    flops = {name: step_flops(name, args.device) for name in args.models}
+    rows = []
+    for threads in args.peak_threads:
+        torch.set_num_threads(threads)
+        for precision in args.precisions or ("float32", "bfloat16"):
+            attainable = matmul_gflops(precision, args.device)
+            for name in args.models:
+                timing = fit_timed(name, args, precision=precision, channels_last=True)
+                seconds = timing["epoch s"] / timing["batches"]
+                achieved = flops[name] / seconds / 1e9
+                row = {
+                    "model": name,
+                    "threads": threads,
+                    "precision": precision,
+                    "GFLOP/step": flops[name] / 1e9,
+                    "s/step": seconds,
+                    "GFLOP/s": achieved,
+                    "matmul GFLOP/s": attainable,
+                    "fraction": achieved / attainable,
+                }
+                rows.append(row)
+                print(format_row(row))
+    torch.set_num_threads(args.threads)
+    return pd.DataFrame(rows)
 
 
 def option_grid(device: str, compile_too: bool, only: list[str] | None) -> list[dict]:
@@ -177,6 +273,12 @@ def main() -> None:
         help="dim,cmc (default: both)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument(
+        "--peak-threads",
+        type=lambda s: [int(t) for t in s.split(",")],
+        default=None,
+        help="e.g. 1,2: only the table of achieved GFLOP/s against a matrix multiply's",
+    )
     parser.add_argument("--one-critic", choices=("dot", "concat"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -188,6 +290,10 @@ def main() -> None:
         one_critic(args)
         return
     where = torch.cuda.get_device_name(args.device) if cuda else "CPU"
+    if args.peak_threads:
+        print(f"{where}: one training step's FLOPs against a {MATMUL_SIZE}^2 matrix multiply")
+        print(peak_table(args).to_string(index=False, float_format="%.3g"))
+        return
     print(f"{where}, torch threads={torch.get_num_threads()}, {args.batches} batches x "
           f"{args.epochs} timed epochs after one warm-up epoch")  # fmt: skip
     pd.set_option("display.width", 120)
