@@ -57,7 +57,8 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).parent))
 from _protocol import seed_spread  # noqa: E402
 
-from sk_dim._torch import autocast, resolve_device, resolve_precision, seeded
+from sk_dim._runtime import autocast, resolve_precision
+from sk_dim._torch import resolve_device, seeded
 from sk_dim.losses.precision import at_least_float32
 from sk_dim.modules.encoders import EncoderOutput, build_encoder, encoder_features, unpack
 from sk_dim.views import random_resized_crop_flip

@@ -1,4 +1,8 @@
-"""Small torch helpers shared by the estimators (no sklearn, no skorch)."""
+"""Small torch helpers shared by the estimators and the code beside them.
+
+Device choice, seeding and thread counts; no sklearn, no skorch. What a
+network computes in (precision, layout, accelerator) is :mod:`sk_dim._runtime`'s.
+"""
 
 from __future__ import annotations
 
@@ -69,67 +73,3 @@ def torch_threads(n_threads: int | None) -> Iterator[None]:
             _threads_users -= 1
             if _threads_users == 0:
                 torch.set_num_threads(_threads_before)
-
-
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
-_AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def cpu_computes_bfloat16() -> bool:
-    """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX).
-
-    Elsewhere CPU autocast emulates bfloat16 and runs slower than float32.
-    """
-    # Private torch helpers (torch >= 2.1); a torch without them answers False.
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
-
-
-def resolve_precision(precision: str, device: str, *, strict: bool = True) -> str:
-    """The precision ``precision`` means on ``device``: "float32", "bfloat16" or "float16".
-
-    ``"auto"`` is bfloat16 where the hardware computes it (a CUDA device
-    that supports it, a CPU with AVX512-BF16 or AMX: 1.5x faster training on
-    such a CPU) and float32 elsewhere. float16 needs CUDA (its gradient
-    scaler is CUDA's); ``strict`` raises otherwise, else falls back to
-    float32, as inference does for a model trained on a GPU and loaded on a
-    CPU.
-    """
-    kind = torch.device(device).type
-    if precision == "auto":
-        if kind == "cuda":
-            native = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        else:
-            native = kind == "cpu" and cpu_computes_bfloat16()
-        return "bfloat16" if native else "float32"
-    if precision == "float16" and kind != "cuda":
-        if strict:
-            raise ValueError(
-                f"precision='float16' needs a CUDA device, got device={device!r}; use "
-                "precision='bfloat16' (CPU autocast supports it) or 'float32'"
-            )
-        return "float32"
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    return precision
-
-
-def resolve_channels_last(channels_last: bool | str, device: str) -> bool:
-    """``"auto"`` means channels_last on CUDA (tensor cores want NHWC), not on CPU."""
-    if channels_last == "auto":
-        return torch.device(device).type == "cuda"
-    return bool(channels_last)
-
-
-def autocast(device: str, precision: str) -> contextlib.AbstractContextManager:
-    """Autocast to ``precision`` (already resolved) on ``device``; nothing for float32."""
-    if precision == "float32":
-        return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=_AUTOCAST_DTYPES[precision])
-
-
-def to_memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """Image batches (4-D) in channels_last when asked; anything else unchanged."""
-    if channels_last and x.dim() == 4:
-        return x.contiguous(memory_format=torch.channels_last)
-    return x

@@ -6,6 +6,10 @@ torch network the same way: Adam over shuffled mini-batches of row indices
 drawn from a seeded generator, minimising a per-batch loss. The loop, its
 batches and the standardisation of their inputs live here, once. Only numpy
 and torch are imported (a leaf module, like :mod:`sk_dim._torch`).
+
+The constant-column rule of the numpy side is :func:`column_scale`: a column
+whose standard deviation is at most :data:`CONSTANT_COLUMN_STD` is constant,
+and standardising only centres it.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-# Columns whose standard deviation is at most this are constant: they are
-# centred, not scaled.
-CONSTANT_STD = 1e-12
+# An absolute threshold, not one relative to the data's magnitude: the standard
+# deviations it is compared with are computed in float64 in two passes, so a column of
+# identical values has a standard deviation of exactly 0, not rounding residue.
+CONSTANT_COLUMN_STD = 1e-12
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
@@ -27,6 +32,20 @@ def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[Ten
 
     Batch norm and in-batch negatives both need at least two rows. The
     permutation is drawn from ``generator`` when the first batch is taken.
+
+    Parameters
+    ----------
+    n : int
+        Number of rows.
+    batch_size : int
+        Rows per batch (the last batch may have fewer).
+    generator : torch.Generator
+        Source of the permutation.
+
+    Yields
+    ------
+    index : torch.Tensor of int64
+        The rows of one batch, at least two.
     """
     order = torch.randperm(n, generator=generator)
     for start in range(0, n, batch_size):
@@ -109,21 +128,88 @@ def train_minibatches(
     return loss_curve
 
 
+def column_scale(std: np.ndarray) -> np.ndarray:
+    """The divisor that standardises each column: its standard deviation, or 1 if constant.
+
+    A column is constant when its standard deviation is at most
+    :data:`CONSTANT_COLUMN_STD` (``1e-12``, absolute). Dividing it by its
+    standard deviation would give infinities or blow rounding noise up;
+    with a scale of 1, standardising only centres it (to zeros).
+
+    Parameters
+    ----------
+    std : ndarray
+        Standard deviations of the columns, computed in float64 in two passes
+        (the mean first), so that a column of identical values has exactly 0.
+
+    Returns
+    -------
+    scale : ndarray of float64, shaped like ``std``
+        ``std`` where it exceeds the threshold, 1 elsewhere.
+    """
+    return np.where(std > CONSTANT_COLUMN_STD, std, 1.0)
+
+
 def standardization(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column mean and scale of ``train`` in float64; constant columns get scale 1."""
+    """Column mean and scale of ``train`` in float64; constant columns get scale 1.
+
+    Parameters
+    ----------
+    train : ndarray of shape (n_samples, n_features)
+        The training rows whose statistics standardise every set.
+
+    Returns
+    -------
+    mean : ndarray of shape (n_features,)
+        Column means, float64.
+    scale : ndarray of shape (n_features,)
+        :func:`column_scale` of the column standard deviations, float64.
+    """
     mean = train.mean(0, dtype=np.float64)
-    std = train.std(0, dtype=np.float64)
-    return mean, np.where(std > CONSTANT_STD, std, 1.0)
+    return mean, column_scale(train.std(0, dtype=np.float64))
 
 
 def standardize(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Scale columns with the training part's :func:`standardization`, as float32."""
+    """Scale columns with the training part's :func:`standardization`, as float32.
+
+    Parameters
+    ----------
+    train : ndarray of shape (n_samples, n_features)
+        The rows whose statistics are used.
+    *others : ndarray of shape (n, n_features)
+        More sets (held-out rows), scaled with the same statistics.
+
+    Returns
+    -------
+    scaled : tuple of ndarray of float32
+        ``train`` and then each of ``others``, standardised.
+    """
     mean, scale = standardization(train)
     return tuple(((a - mean) / scale).astype(np.float32) for a in (train, *others))
 
 
 def split_rows(n: int, test_size: float | int, rng: np.random.RandomState):
-    """Shuffled (train, test) row indices, each with at least 2 rows."""
+    """Shuffled (train, test) row indices, each with at least 2 rows.
+
+    Parameters
+    ----------
+    n : int
+        Number of rows.
+    test_size : float in (0, 1) or int
+        Fraction or number of rows held out.
+    rng : numpy.random.RandomState
+        Source of the shuffle.
+
+    Returns
+    -------
+    train, test : ndarray of int
+        Row indices of the two parts.
+
+    Raises
+    ------
+    ValueError
+        If ``test_size`` is neither, or leaves fewer than 2 rows in a part.
+    """
     if isinstance(test_size, Integral) and not isinstance(test_size, bool):
         n_test = int(test_size)
     elif isinstance(test_size, Real) and 0 < test_size < 1:

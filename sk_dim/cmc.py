@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-import copy
 from numbers import Integral, Real
 
-import numpy as np
-import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
-from ._base import BaseSelfSupervised, Preset
-from .losses import GRAPHS, LOSS_KINDS, MemoryBank, MultiviewContrast
-from .modules.encoders import ENCODERS, build_encoder, unpack
+from ._base import BaseSelfSupervised
+from ._docs import fill_shared_entries
+from ._presets import Preset
+from .losses import GRAPHS, LOSS_KINDS
+from .modules.encoders import ENCODERS
 from .modules.multiview import MultiviewCoding
-from .views import NAMED_VIEWS, check_range, check_view, make_view_maker, resolve_views
-from .views.makers import COLOR_JITTER, CROP_SCALE
+from .views import (
+    CMC_CROP_SCALE,
+    COLOR_JITTER,
+    NAMED_VIEWS,
+    check_range,
+    make_view_maker,
+    resolve_views,
+)
 
 LAYERS = MultiviewCoding.LAYERS
-# The paper splits one network's width between the views (two half AlexNets).
-VIEW_ENCODER_WIDTH = 0.5
 
 
+@fill_shared_entries
 class CMCTransformer(BaseSelfSupervised):
     """Contrastive Multiview Coding: learn features shared by several views.
 
@@ -115,17 +119,7 @@ class CMCTransformer(BaseSelfSupervised):
         deep-copied once per view, so it must accept every view's shape; a
         list gives one module per view. Modules follow the encoder contract:
         ``(local_map (N, C, H, W), y (N, D))`` or ``(local_map, fc, y)``.
-    image_shape : "auto", tuple (C, H, W) or None, default="auto"
-        Shape of one image when X is 2-D. ``"auto"`` takes the shape of 3-D
-        or 4-D arrays, and reads 2-D X as square grayscale or RGB images at
-        least 8 pixels wide only when its columns have the structure of such
-        images (the columns ``W`` apart, pixels one above the other, are the
-        most alike after the neighbours); columns without that structure are
-        feature vectors (a table: the MLP encoder), and columns that look like
-        images of another width (e.g. 24x32 RGB, as many columns as 48x48
-        grayscale) are refused with a ValueError asking for ``image_shape``.
-        ``image_shape_`` and ``input_shape_`` say what was decided. None
-        treats X as feature vectors.
+    {shared: image_shape}
     layer : {"local", "blocks", "conv", "fc", "embedding"}, default="local"
         Features returned by ``transform``, concatenated over the views:
 
@@ -174,98 +168,8 @@ class CMCTransformer(BaseSelfSupervised):
     weight_decay : float, default=0.0
         L2 penalty added to Adam's gradients: a regulariser for long training
         on few images (the ``"few-images"`` preset uses 5e-4).
-    device : str, default="auto"
-        Torch device; ``"auto"`` uses CUDA when available.
-    on_divergence : {"raise", "keep_last"}, default="raise"
-        When a loss term or a weight becomes NaN, infinite or larger than
-        1e5, ``"raise"`` stops with a :class:`~sk_dim.nets.TrainingDiverged`
-        error (a ``FloatingPointError``) naming the epoch and the term, and
-        leaves the transformer as it was before the call; ``"keep_last"``
-        warns and keeps the weights from the end of the last finite epoch (it
-        raises too when the first epoch diverges).
-    precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
-        Arithmetic of training and ``transform`` (``torch.autocast``; the
-        weights stay float32 and the features are returned as float32).
-        ``"auto"`` is bfloat16 where the hardware computes it (a CUDA device
-        that supports it, a CPU with AVX512-BF16 or AMX instructions: 1.5x
-        faster training there) and float32 elsewhere, decided again on the
-        device a fitted transformer is loaded on; set ``"float32"`` for the
-        same arithmetic on every machine. ``"bfloat16"`` also works
-        on the CPU; ``"float16"`` needs CUDA (a gradient scaler guards it
-        against underflow). MI bounds and contrastive losses are computed
-        in float32 either way. The precision used at fit is ``precision_``.
-    channels_last : "auto" or bool, default="auto"
-        Store the network's convolution weights and image batches in
-        ``torch.channels_last`` (NHWC) layout, which tensor-core kernels
-        prefer. ``"auto"`` is True on CUDA and False on the CPU. Results
-        match the default layout up to rounding.
-    compile : bool, default=False
-        Compile the network with ``torch.compile`` for training. The first
-        batches are slow (compilation takes seconds to minutes), so it pays
-        off only for long fits; needs a C++ compiler on the CPU. Pickling
-        and :meth:`save` are unaffected (the compiled code is not stored).
-    n_threads : int or None, default=None
-        CPU threads torch uses during ``fit`` and ``transform`` (restored
-        afterwards). None keeps torch's setting, which follows
-        ``OMP_NUM_THREADS``: joblib's process workers (scikit-learn's
-        ``n_jobs`` with the default loky backend) and dask's workers already
-        set it to their share of the cores. At most 1024, and at most
-        ``os.cpu_count()`` threads are used. torch's thread count is one
-        setting per process: fits and transforms running at once in threads
-        share the count set last, and the count from before the first of them
-        is restored when the last one ends.
-    accelerate : None, True or dict, default=None
-        Train through Hugging Face Accelerate (the ``accelerate`` extra:
-        ``pip install -e '.[accelerate]'`` from a source checkout), e.g. on
-        several GPUs or machines under
-        ``accelerate launch``: True, or a dict of keyword arguments for
-        ``accelerate.Accelerator`` (``{"mixed_precision": "bf16"}``,
-        ``{"cpu": True}``), creates an accelerator for the fit; the
-        accelerator chooses the device (leave ``device="auto"``) and the
-        mixed precision (leave ``precision`` at ``"auto"`` or
-        ``"float32"``). Each process trains on its own share of every epoch
-        with ``batch_size`` samples a batch, and gradients are averaged
-        across processes. The fitted transformer holds no accelerator: it
-        pickles, saves and transforms without accelerate. None trains with
-        plain skorch on ``device``. See :doc:`/scaling`.
-    warm_start : bool, default=False
-        When True and the transformer is fitted, ``fit`` continues training
-        the fitted network, with its optimizer state, for ``max_epochs`` more
-        epochs instead of starting anew (as in scikit-learn's MLPs); the data
-        must have the same number of features. ``n_iter_`` and ``history_``
-        keep counting. Pickles then keep the optimizer state, so that an
-        unpickled transformer continues exactly; otherwise they hold only
-        what ``transform`` needs, and training continued from them (or from
-        :func:`sk_dim.load`) starts new optimizer state, with a warning.
-        Training parameters changed with ``set_params`` (``lr``,
-        ``weight_decay``, ``batch_size``, ``callbacks``, ``early_stopping``,
-        ``on_divergence``, ``precision``, ...) take effect at the next ``fit``
-        or ``partial_fit``; the parameters the network is built from (its
-        ``_MODULE_PARAMS``: ``embedding_dim``, ``encoder``, ``image_shape`` and
-        the objective's) cannot change once fitted: ``transform``, ``save``
-        and continued training then raise a ValueError naming them.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training data (at random),
-        record the self-supervised loss on it every epoch (``valid_loss``
-        and ``valid_<term>`` columns of ``history_``), stop when it has not
-        improved by more than ``tol`` for ``n_iter_no_change`` epochs, and
-        keep the weights of the best epoch.
-    validation_fraction : float, default=0.1
-        Fraction of the training data held out for early stopping.
-    n_iter_no_change : int, default=10
-        Epochs without an improvement of the validation loss larger than
-        ``tol`` before early stopping ends training.
-    tol : float, default=1e-4
-        Smallest decrease of the validation loss that counts as an
-        improvement for early stopping.
-    callbacks : list of skorch callbacks or None, default=None
-        `skorch callbacks <https://skorch.readthedocs.io/en/stable/callbacks.html>`_
-        run during training after sk_dim's own, e.g. ``LRScheduler``,
-        ``Checkpoint(monitor=None, dirname=...)`` (with ``LoadInitState`` to
-        resume an interrupted fit: the resumed fit trains the epochs missing
-        to ``max_epochs`` and ends with the weights of an uninterrupted one)
-        or ``EarlyStopping``. A list of callbacks or ``(name, callback)``
-        pairs; each fit uses a copy, so the parameter is never modified.
+    {shared: device, on_divergence, precision, channels_last, compile, n_threads, accelerate}
+    {shared: warm_start, early_stopping, validation_fraction, n_iter_no_change, tol, callbacks}
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, the memory bank, negatives, augmentations
         and shuffling. The same seed gives the same features on the same
@@ -273,10 +177,7 @@ class CMCTransformer(BaseSelfSupervised):
         CPUs and float32 on others; the two differ by about 10%); other CPUs
         pick other float32 kernels, whose last-bit differences training
         amplifies.
-    verbose : int, default=0
-        0 is silent, 1 prints a table per epoch, 2 adds a progress bar.
-        Ctrl-C during fit stops training at the end of the current batch
-        and leaves a usable fitted transformer, with a warning.
+    {shared: verbose}
 
     Attributes
     ----------
@@ -288,24 +189,7 @@ class CMCTransformer(BaseSelfSupervised):
         One row per epoch: ``train_loss`` (the sum of all terms), one
         ``contrast_i_j`` column per direction (view i's embeddings scored
         against view j's memory bank) and ``dur`` (seconds).
-    n_iter_ : int
-        Number of epochs trained, over all ``fit`` (with ``warm_start``) and
-        ``partial_fit`` calls.
-    loss_curve_ : list of float
-        ``train_loss`` of every epoch trained (``history_["train_loss"]``).
-    best_loss_ : float or None
-        With ``early_stopping``, the lowest held-out loss of the last fit:
-        the fit ends with the weights of that epoch, the first argmin of its
-        ``valid_loss`` (even when it improved on the previous lowest by less
-        than ``tol``), also after a Ctrl-C. None when the last epoch was
-        trained without ``early_stopping``. Read from ``history_``.
-    validation_scores_ : list of float or None
-        ``valid_loss`` of every epoch (``history_["valid_loss"]``): the
-        held-out losses, lower is better (NaN for an epoch trained without
-        ``early_stopping``); None when no epoch was.
-    versions_ : dict
-        Versions of sk_dim, torch and scikit-learn at fit; :func:`sk_dim.load`
-        warns when they differ from the running ones.
+    {shared: n_iter_, loss_curve_, best_loss_, validation_scores_, versions_}
     views_ : str or list
         The views used: ``"lab"``, ``"ycbcr"`` or ``"crops"``, a list of lists
         of column positions, or the list of callables.
@@ -313,20 +197,10 @@ class CMCTransformer(BaseSelfSupervised):
         Number of views.
     n_negatives_ : int
         Number of negatives used (``n_negatives`` capped at ``n_samples - 1``).
-    precision_ : {"float32", "bfloat16", "float16"}
-        The precision the last training used (``precision`` with ``"auto"``
-        resolved). ``transform`` follows ``precision`` as it is now, resolved
-        for the network's device.
-    channels_last_ : bool
-        Whether training used the channels_last layout.
+    {shared: precision_, channels_last_}
     input_shape_ : tuple of int
         Shape of one sample as seen by the view maker.
-    image_shape_ : tuple of int or None
-        ``(C, H, W)`` when X holds images, else None.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (``n_features_in_``,)
-        Names of features seen during fit, when X has string column names.
+    {shared: image_shape_, n_features_in_, feature_names_in_}
 
     See Also
     --------
@@ -414,7 +288,7 @@ class CMCTransformer(BaseSelfSupervised):
         temperature=0.07,
         momentum=0.5,
         augment=True,
-        crop_scale=CROP_SCALE,
+        crop_scale=CMC_CROP_SCALE,
         color_jitter=COLOR_JITTER,
         encoder="auto",
         image_shape="auto",
@@ -442,41 +316,9 @@ class CMCTransformer(BaseSelfSupervised):
         random_state=None,
         verbose=0,
     ):
-        self.embedding_dim = embedding_dim
-        self.views = views
-        self.loss = loss
-        self.graph = graph
-        self.n_negatives = n_negatives
-        self.temperature = temperature
-        self.momentum = momentum
-        self.augment = augment
-        self.crop_scale = crop_scale
-        self.color_jitter = color_jitter
-        self.encoder = encoder
-        self.image_shape = image_shape
-        self.layer = layer
-        self.view = view
-        self.pool_size = pool_size
-        self.keep_memory_bank = keep_memory_bank
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.device = device
-        self.on_divergence = on_divergence
-        self.precision = precision
-        self.channels_last = channels_last
-        self.compile = compile
-        self.n_threads = n_threads
-        self.accelerate = accelerate
-        self.warm_start = warm_start
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.callbacks = callbacks
-        self.random_state = random_state
-        self.verbose = verbose
+        # scikit-learn's convention: every parameter stored as given, under its own name.
+        params = locals()
+        vars(self).update({name: params[name] for name in params if name != "self"})
 
     # -- fit ------------------------------------------------------------------
     def partial_fit(self, X, y=None):
@@ -512,50 +354,17 @@ class CMCTransformer(BaseSelfSupervised):
         return super().partial_fit(X, y)
 
     def _prepare_training(self, module, X, *, partial):
-        contrast = module.contrast
-        if partial:
-            if contrast is None or not contrast.queue:
-                self.n_negatives_ = self.n_negatives
-                module.use_contrast(self._contrast(self.n_negatives, module, queue=True))
-        elif contrast is None or contrast.queue or contrast.bank.n_samples != len(X):
-            self.n_negatives_ = min(self.n_negatives, len(X) - 1)
-            module.use_contrast(self._contrast(len(X), module))
-
-    def _check_fitted_attributes(self):
-        super()._check_fitted_attributes()
-        value = self.n_negatives_
-        if not (isinstance(value, int) and 1 <= value <= self.n_negatives):
-            raise ValueError(
-                f"invalid n_negatives_={value!r:.80}: expected an int in "
-                f"[1, n_negatives={self.n_negatives}]"
-            )
-        value = self.n_views_
-        if not (isinstance(value, int) and 2 <= value <= max(2, self.n_features_in_)):
-            raise ValueError(f"invalid n_views_={value!r:.80}")
+        # fit draws negatives from a memory bank with one entry per sample:
+        # capped quietly (documented), as small data sets and grid-search folds
+        # would otherwise warn on every fit. partial_fit's queue holds them all.
+        self.n_negatives_ = self.n_negatives if partial else min(self.n_negatives, len(X) - 1)
+        module.prepare_contrast(self.n_negatives_, n_rows=None if partial else len(X))
 
     def _finish_training(self, module, *, partial):
         # A bank grows with the data; the queue and key encoders of partial_fit
         # have a fixed size and are what the next call continues from.
         if not (partial or self.keep_memory_bank):
             module.drop_contrast()
-
-    def _contrast(self, n_rows, module, *, queue=False):
-        if module.contrast is not None:
-            dim = module.contrast.bank.dim
-        else:  # dropped after the last fit: measure the embedding
-            was_training = module.training
-            module.eval()
-            with torch.no_grad():
-                dim = module.encode(torch.zeros(2, *self.input_shape_))[0].y.shape[1]
-            module.train(was_training)
-        return MultiviewContrast(
-            MemoryBank(n_rows, dim, self.n_views_, momentum=0.0 if queue else self.momentum),
-            self.n_negatives_,
-            temperature=self.temperature,
-            loss=self.loss,
-            graph=self.graph,
-            queue=queue,
-        )
 
     def _check_params(self, input_shape, n_samples):
         check_range("crop_scale", self.crop_scale, 0.0, 1.0)
@@ -565,28 +374,9 @@ class CMCTransformer(BaseSelfSupervised):
         self.n_views_ = 2 if isinstance(self.views_, str) else len(self.views_)
         if self.view is not None and self.view >= self.n_views_:
             raise ValueError(f"view={self.view} is out of range: there are {self.n_views_} views")
-        # Capped quietly (documented): small data sets and grid-search folds
-        # would otherwise warn on every fit.
-        self.n_negatives_ = min(self.n_negatives, n_samples - 1)
 
     def _build_module(self, X, input_shape):
-        maker = self._view_maker(X, input_shape)
-        maker.eval()
-        probe = torch.as_tensor(np.array(X[:2])).view(-1, *input_shape)
-        with torch.no_grad():
-            shapes = [tuple(check_view(v, i, 2).shape[1:]) for i, v in enumerate(maker(probe))]
-        if len(shapes) != self.n_views_:
-            raise ValueError(f"the views gave {len(shapes)} views, expected {self.n_views_}")
-        maker.train()
-        encoders = [self._build_encoder(v, shape) for v, shape in enumerate(shapes)]
-        dims = {_output_dim(enc, shape) for enc, shape in zip(encoders, shapes, strict=True)}
-        if len(dims) != 1:
-            raise ValueError(f"the view encoders return y of different sizes {sorted(dims)}")
-        # The memory bank is sized by the training data: _prepare_training adds it.
-        return MultiviewCoding(maker, encoders, contrast=None)
-
-    def _view_maker(self, X, input_shape) -> nn.Module:
-        return make_view_maker(
+        views = make_view_maker(
             self.views_,
             X,
             input_shape,
@@ -595,31 +385,14 @@ class CMCTransformer(BaseSelfSupervised):
             color_jitter=self.color_jitter,
             scaling=lambda per_feature: self._scaling(X, per_feature=per_feature),
         )
-
-    def _build_encoder(self, v, shape):
-        encoder = self.encoder
-        if isinstance(encoder, list | tuple):
-            if len(encoder) != self.n_views_:
-                raise ValueError(
-                    f"encoder is a list of {len(encoder)} modules, expected one per view "
-                    f"({self.n_views_})"
-                )
-            if not isinstance(encoder[v], nn.Module):
-                raise TypeError(f"encoder[{v}] must be a torch.nn.Module")
-            return copy.deepcopy(encoder[v])
-        if isinstance(encoder, nn.Module):
-            return copy.deepcopy(encoder)
-        if encoder in ("conv", "dcgan32") and len(shape) != 3:
-            raise ValueError(
-                f"encoder={encoder!r} needs image views, but view {v} has shape {shape}"
-            )
-        return build_encoder(encoder, shape, self.embedding_dim, width=VIEW_ENCODER_WIDTH)
-
-
-def _output_dim(encoder: nn.Module, shape) -> int:
-    was_training = encoder.training
-    encoder.eval()
-    with torch.no_grad():
-        out = unpack(encoder(torch.zeros(2, *shape)))
-    encoder.train(was_training)
-    return out.y.shape[1]
+        # The memory bank is sized by the training data: _prepare_training adds it.
+        return MultiviewCoding(
+            views,
+            input_shape,
+            self.encoder,
+            embedding_dim=self.embedding_dim,
+            loss=self.loss,
+            graph=self.graph,
+            temperature=self.temperature,
+            momentum=self.momentum,
+        )

@@ -8,7 +8,9 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
-from ._base import BaseSelfSupervised, Preset
+from ._base import BaseSelfSupervised
+from ._docs import fill_shared_entries
+from ._presets import Preset
 from .losses import BOUNDS, PRIORS
 from .modules.critics import LOCAL_CRITICS
 from .modules.encoders import (
@@ -22,6 +24,7 @@ from .views import ImageAugment
 LAYERS = DeepInfoMax.LAYERS
 
 
+@fill_shared_entries
 class DeepInfoMaxTransformer(BaseSelfSupervised):
     """Deep InfoMax: learn features by maximizing mutual information.
 
@@ -94,17 +97,7 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         ``(local_map (N, C, H, W), y (N, embedding_dim))``,
         ``(local_map, fc, y)`` or ``(local_map, conv, fc, y)``; inputs arrive
         standardised.
-    image_shape : "auto", tuple (C, H, W) or None, default="auto"
-        Shape of one image when X is 2-D. ``"auto"`` takes the shape of 3-D
-        or 4-D arrays, and reads 2-D X as square grayscale or RGB images at
-        least 8 pixels wide only when its columns have the structure of such
-        images (the columns ``W`` apart, pixels one above the other, are the
-        most alike after the neighbours); columns without that structure are
-        feature vectors (a table: the MLP encoder), and columns that look like
-        images of another width (e.g. 24x32 RGB, as many columns as 48x48
-        grayscale) are refused with a ValueError asking for ``image_shape``.
-        ``image_shape_`` and ``input_shape_`` say what was decided. None
-        treats X as feature vectors.
+    {shared: image_shape}
     layer : {"local", "blocks", "conv", "fc", "y"}, default="local"
         Features returned by ``transform``:
 
@@ -145,108 +138,15 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         L2 penalty added to Adam's gradients (both optimizers'): a regulariser for
         long training on few images (the ``"few-images"`` preset of
         :class:`CMCTransformer` uses 5e-4).
-    device : str, default="auto"
-        Torch device; ``"auto"`` uses CUDA when available.
-    on_divergence : {"raise", "keep_last"}, default="raise"
-        When a loss term or a weight becomes NaN, infinite or larger than
-        1e5, ``"raise"`` stops with a :class:`~sk_dim.nets.TrainingDiverged`
-        error (a ``FloatingPointError``) naming the epoch and the term, and
-        leaves the transformer as it was before the call; ``"keep_last"``
-        warns and keeps the weights from the end of the last finite epoch (it
-        raises too when the first epoch diverges).
-    precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
-        Arithmetic of training and ``transform`` (``torch.autocast``; the
-        weights stay float32 and the features are returned as float32).
-        ``"auto"`` is bfloat16 where the hardware computes it (a CUDA device
-        that supports it, a CPU with AVX512-BF16 or AMX instructions: 1.5x
-        faster training there) and float32 elsewhere, decided again on the
-        device a fitted transformer is loaded on; set ``"float32"`` for the
-        same arithmetic on every machine. ``"bfloat16"`` also works
-        on the CPU; ``"float16"`` needs CUDA (a gradient scaler guards it
-        against underflow). MI bounds and contrastive losses are computed
-        in float32 either way. The precision used at fit is ``precision_``.
-    channels_last : "auto" or bool, default="auto"
-        Store the network's convolution weights and image batches in
-        ``torch.channels_last`` (NHWC) layout, which tensor-core kernels
-        prefer. ``"auto"`` is True on CUDA and False on the CPU. Results
-        match the default layout up to rounding.
-    compile : bool, default=False
-        Compile the network with ``torch.compile`` for training. The first
-        batches are slow (compilation takes seconds to minutes), so it pays
-        off only for long fits; needs a C++ compiler on the CPU. Pickling
-        and :meth:`save` are unaffected (the compiled code is not stored).
-    n_threads : int or None, default=None
-        CPU threads torch uses during ``fit`` and ``transform`` (restored
-        afterwards). None keeps torch's setting, which follows
-        ``OMP_NUM_THREADS``: joblib's process workers (scikit-learn's
-        ``n_jobs`` with the default loky backend) and dask's workers already
-        set it to their share of the cores. At most 1024, and at most
-        ``os.cpu_count()`` threads are used. torch's thread count is one
-        setting per process: fits and transforms running at once in threads
-        share the count set last, and the count from before the first of them
-        is restored when the last one ends.
-    accelerate : None, True or dict, default=None
-        Train through Hugging Face Accelerate (the ``accelerate`` extra:
-        ``pip install -e '.[accelerate]'`` from a source checkout), e.g. on
-        several GPUs or machines under
-        ``accelerate launch``: True, or a dict of keyword arguments for
-        ``accelerate.Accelerator`` (``{"mixed_precision": "bf16"}``,
-        ``{"cpu": True}``), creates an accelerator for the fit; the
-        accelerator chooses the device (leave ``device="auto"``) and the
-        mixed precision (leave ``precision`` at ``"auto"`` or
-        ``"float32"``). Each process trains on its own share of every epoch
-        with ``batch_size`` samples a batch, and gradients are averaged
-        across processes. The fitted transformer holds no accelerator: it
-        pickles, saves and transforms without accelerate. None trains with
-        plain skorch on ``device``. See :doc:`/scaling`.
-    warm_start : bool, default=False
-        When True and the transformer is fitted, ``fit`` continues training
-        the fitted network, with its optimizer state, for ``max_epochs`` more
-        epochs instead of starting anew (as in scikit-learn's MLPs); the data
-        must have the same number of features. ``n_iter_`` and ``history_``
-        keep counting. Pickles then keep the optimizer state, so that an
-        unpickled transformer continues exactly; otherwise they hold only
-        what ``transform`` needs, and training continued from them (or from
-        :func:`sk_dim.load`) starts new optimizer state, with a warning.
-        Training parameters changed with ``set_params`` (``lr``,
-        ``weight_decay``, ``batch_size``, ``callbacks``, ``early_stopping``,
-        ``on_divergence``, ``precision``, ...) take effect at the next ``fit``
-        or ``partial_fit``; the parameters the network is built from (its
-        ``_MODULE_PARAMS``: ``embedding_dim``, ``encoder``, ``image_shape`` and
-        the objective's) cannot change once fitted: ``transform``, ``save``
-        and continued training then raise a ValueError naming them.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training data (at random),
-        record the self-supervised loss on it every epoch (``valid_loss``
-        and ``valid_<term>`` columns of ``history_``), stop when it has not
-        improved by more than ``tol`` for ``n_iter_no_change`` epochs, and
-        keep the weights of the best epoch.
-    validation_fraction : float, default=0.1
-        Fraction of the training data held out for early stopping.
-    n_iter_no_change : int, default=10
-        Epochs without an improvement of the validation loss larger than
-        ``tol`` before early stopping ends training.
-    tol : float, default=1e-4
-        Smallest decrease of the validation loss that counts as an
-        improvement for early stopping.
-    callbacks : list of skorch callbacks or None, default=None
-        `skorch callbacks <https://skorch.readthedocs.io/en/stable/callbacks.html>`_
-        run during training after sk_dim's own, e.g. ``LRScheduler``,
-        ``Checkpoint(monitor=None, dirname=...)`` (with ``LoadInitState`` to
-        resume an interrupted fit: the resumed fit trains the epochs missing
-        to ``max_epochs`` and ends with the weights of an uninterrupted one)
-        or ``EarlyStopping``. A list of callbacks or ``(name, callback)``
-        pairs; each fit uses a copy, so the parameter is never modified.
+    {shared: device, on_divergence, precision, channels_last, compile, n_threads, accelerate}
+    {shared: warm_start, early_stopping, validation_fraction, n_iter_no_change, tol, callbacks}
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling and prior samples. The same
         seed gives the same features on the same machine with the same
         ``precision_`` (``"auto"`` is bfloat16 on some CPUs and float32 on
         others; the two differ by about 10%); other CPUs pick other float32
         kernels, whose last-bit differences training amplifies.
-    verbose : int, default=0
-        0 is silent, 1 prints a table per epoch, 2 adds a progress bar.
-        Ctrl-C during fit stops training at the end of the current batch
-        and leaves a usable fitted transformer, with a warning.
+    {shared: verbose}
 
     Attributes
     ----------
@@ -279,38 +179,11 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         cross-view objective, on augmentations drawn the same every epoch),
         and ``valid_loss_best`` is True where ``valid_loss`` is the lowest of
         the fit so far.
-    n_iter_ : int
-        Number of epochs trained, over all ``fit`` (with ``warm_start``) and
-        ``partial_fit`` calls.
-    loss_curve_ : list of float
-        ``train_loss`` of every epoch trained (``history_["train_loss"]``).
-    best_loss_ : float or None
-        With ``early_stopping``, the lowest held-out loss of the last fit:
-        the fit ends with the weights of that epoch, the first argmin of its
-        ``valid_loss`` (even when it improved on the previous lowest by less
-        than ``tol``), also after a Ctrl-C. None when the last epoch was
-        trained without ``early_stopping``. Read from ``history_``.
-    validation_scores_ : list of float or None
-        ``valid_loss`` of every epoch (``history_["valid_loss"]``): the
-        held-out losses, lower is better (NaN for an epoch trained without
-        ``early_stopping``); None when no epoch was.
-    versions_ : dict
-        Versions of ``sk_dim``, ``torch`` and ``scikit-learn`` at fit;
-        :func:`sk_dim.load` warns when they differ from the running ones.
-    precision_ : {"float32", "bfloat16", "float16"}
-        The precision the last training used (``precision`` with ``"auto"``
-        resolved). ``transform`` follows ``precision`` as it is now, resolved
-        for the network's device.
-    channels_last_ : bool
-        Whether training used the channels_last layout.
+    {shared: n_iter_, loss_curve_, best_loss_, validation_scores_, versions_}
+    {shared: precision_, channels_last_}
     input_shape_ : tuple of int
         Shape of one sample as seen by the encoder.
-    image_shape_ : tuple of int or None
-        ``(C, H, W)`` when X holds images, else None.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (``n_features_in_``,)
-        Names of features seen during fit, when X has string column names.
+    {shared: image_shape_, n_features_in_, feature_names_in_}
 
     See Also
     --------
@@ -412,37 +285,9 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         random_state=None,
         verbose=0,
     ):
-        self.embedding_dim = embedding_dim
-        self.alpha = alpha
-        self.beta = beta
-        self.gamma = gamma
-        self.mi_estimator = mi_estimator
-        self.local_critic = local_critic
-        self.prior = prior
-        self.augment = augment
-        self.encoder = encoder
-        self.image_shape = image_shape
-        self.layer = layer
-        self.pool_size = pool_size
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.device = device
-        self.on_divergence = on_divergence
-        self.precision = precision
-        self.channels_last = channels_last
-        self.compile = compile
-        self.n_threads = n_threads
-        self.accelerate = accelerate
-        self.warm_start = warm_start
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.callbacks = callbacks
-        self.random_state = random_state
-        self.verbose = verbose
+        # scikit-learn's convention: every parameter stored as given, under its own name.
+        params = locals()
+        vars(self).update({name: params[name] for name in params if name != "self"})
 
     def _check_params(self, input_shape, n_samples):
         if self.alpha == 0 and self.beta == 0:

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from ._torch import resolve_device, seeded
 from ._training import split_rows, standardize, train_minibatches
-from .losses import infonce_bound, mi_bound
+from .losses import donsker_varadhan, infonce_bound, log_mean_exp, mi_bound
 from .modules.critics import ConcatCritic, SeparableCritic
 
 ESTIMATORS = ("dv", "jsd", "infonce", "mine")
@@ -267,21 +267,6 @@ def _held_out_estimate(net: nn.Module, x: Tensor, y: Tensor, estimator: str, chu
         positives.append(scores[eye])
         negatives.append(scores[~eye])
     return float(donsker_varadhan(torch.cat(positives), torch.cat(negatives)))
-
-
-def log_mean_exp(scores: Tensor) -> Tensor:
-    """``log mean exp`` of all the scores, computed stably."""
-    return torch.logsumexp(scores.flatten(), 0) - math.log(scores.numel())
-
-
-def donsker_varadhan(positive: Tensor, negative: Tensor) -> Tensor:
-    """The DV bound ``E_P[T] - log E_Q[exp T]`` from separate samples of scores.
-
-    :func:`sk_dim.losses.dv_bound` computes the same bound from an ``(N, N)``
-    score matrix; this form takes the positive and negative scores as they
-    come (pooled chunks, shuffled copies), in any shape.
-    """
-    return positive.mean() - log_mean_exp(negative)
 
 
 # -- validation shared with sk_dim.evaluation --------------------------------

@@ -15,7 +15,7 @@ from sklearn.datasets import load_digits
 
 import sk_dim
 from sk_dim import CMCTransformer, DeepInfoMaxTransformer, load
-from sk_dim.nets import SelfSupervisedNet
+from sk_dim.training import SelfSupervisedNet
 
 pytest.importorskip("accelerate")
 

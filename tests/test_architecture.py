@@ -1,6 +1,6 @@
 """The package's layers point one way (README, "Layout"), checked from the source.
 
-estimators (dim, cmc) -> shared estimator logic (_base) -> nets (the only skorch code)
+estimators (dim, cmc) -> shared estimator logic (_base) -> training (the only skorch code)
 -> modules and views (torch) -> losses (pure torch); persistence, evaluation and
 datasets sit beside them and use public names only.
 """
@@ -55,7 +55,7 @@ def _internal_edges(module: str) -> set[str]:
     for source, name in GRAPH[module]:
         if not source.startswith("sk_dim"):
             continue
-        # "from . import nets" imports a module, not a name.
+        # "from . import training" imports a module, not a name.
         edges.add(f"{source}.{name}" if f"{source}.{name}" in GRAPH else source)
     return edges - {module}
 
@@ -87,9 +87,10 @@ LAYERS = {
     "sk_dim.losses": ("sk_dim.losses",),
     "sk_dim.views": ("sk_dim.views", "sk_dim.losses"),
     "sk_dim.modules": ("sk_dim.modules", "sk_dim.losses", "sk_dim.views"),
-    "sk_dim.nets": ("sk_dim._torch",),
+    "sk_dim.training": ("sk_dim.training", "sk_dim._runtime", "sk_dim._torch", "sk_dim._warn"),
     # Persistence sits above the estimators (as skops sits beside scikit-learn).
     "sk_dim.persistence": (
+        "sk_dim.persistence",
         "sk_dim._torch",
         "sk_dim._version",
         "sk_dim._warn",
@@ -98,17 +99,38 @@ LAYERS = {
     ),
     # The shared estimator logic reaches down only: never persistence or evaluation.
     "sk_dim._base": (
-        "sk_dim.nets",
+        "sk_dim.training",
+        "sk_dim._fitting",
+        "sk_dim._history",
+        "sk_dim._input",
+        "sk_dim._params",
+        "sk_dim._presets",
+        "sk_dim._runtime",
         "sk_dim._torch",
         "sk_dim._version",
-        "sk_dim._shapes",
         "sk_dim._warn",
         "sk_dim.modules",
         "sk_dim.views",
     ),
+    # What X may be: checked, shaped and read in batches through the engine.
+    "sk_dim._input": ("sk_dim.training", "sk_dim._shapes", "sk_dim.views"),
+    "sk_dim._fitting": (
+        "sk_dim.training",
+        "sk_dim._input",
+        "sk_dim._runtime",
+        "sk_dim._torch",
+        "sk_dim._version",
+        "sk_dim._warn",
+    ),
+    "sk_dim._params": ("sk_dim._runtime",),
+    "sk_dim._runtime": ("sk_dim._torch",),
+    "sk_dim._history": (),
+    "sk_dim._presets": (),
     "sk_dim._shapes": (),
     "sk_dim._version": (),
     "sk_dim._torch": (),
+    # Docstring text only: the estimators import it, it imports nothing of sk_dim.
+    "sk_dim._docs": (),
 }
 
 
@@ -132,9 +154,15 @@ def test_torch_layers_import_neither_sklearn_nor_skorch(library):
         assert not any(source.startswith(library) for source, _ in GRAPH[module]), module
 
 
-def test_skorch_is_imported_by_nets_only():
+def test_skorch_is_imported_by_the_training_engine_only():
     users = {m for m in GRAPH if any(s.startswith("skorch") for s, _ in GRAPH[m])}
-    assert users == {"sk_dim.nets"}
+    assert users and all(m.startswith("sk_dim.training.") for m in users), users
+
+
+def test_the_estimators_reach_batching_and_persistence_through_public_functions_only():
+    # _base calls the engine's functions, which batch; persistence sits above it.
+    for target in _internal_edges("sk_dim._base") | _internal_edges("sk_dim._fitting"):
+        assert not target.startswith(("sk_dim.training.", "sk_dim.persistence")), target
 
 
 def test_no_module_imports_another_modules_private_names():

@@ -14,7 +14,7 @@ from scipy import sparse
 from sklearn.datasets import load_digits
 from torch import nn
 
-from sk_dim import DeepInfoMaxTransformer, losses, nets
+from sk_dim import DeepInfoMaxTransformer, losses, training
 from sk_dim.cmc import CMCTransformer
 from sk_dim.datasets import load_cifar10, load_mnist
 from sk_dim.evaluation import (
@@ -51,7 +51,7 @@ def no_training(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("training started before the error")
 
-    monkeypatch.setattr(nets.SelfSupervisedNet, "fit_loop", fail)
+    monkeypatch.setattr(training.SelfSupervisedNet, "fit_loop", fail)
 
 
 def _mixed_frame():

@@ -15,7 +15,6 @@ from sklearn.svm import LinearSVC
 from torch import nn
 
 from sk_dim import CMCTransformer
-from sk_dim.losses import MemoryBank, MultiviewContrast
 from sk_dim.modules.encoders import MLPEncoder
 from sk_dim.modules.multiview import MultiviewCoding
 from sk_dim.views import ColorViews, ColumnViews, CropViews
@@ -73,8 +72,8 @@ def _train_module(columns, X, steps=40, seed=0):
     x = torch.as_tensor(X, dtype=torch.float32)
     views = ColumnViews(x.mean(0), x.std(0), columns)
     encoders = [MLPEncoder(len(c), 8, hidden=32) for c in columns]
-    bank = MemoryBank(len(X), 8, len(columns), momentum=0.5)
-    module = MultiviewCoding(views, encoders, MultiviewContrast(bank, 32, loss="softmax"))
+    module = MultiviewCoding(views, (X.shape[1],), encoders, embedding_dim=8, loss="softmax")
+    module.prepare_contrast(32, n_rows=len(X))  # a memory bank, momentum 0.5
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-2)
     for _ in range(steps):
         index = torch.randperm(len(X))[:64]
@@ -85,6 +84,34 @@ def _train_module(columns, X, steps=40, seed=0):
     module.eval()
     with torch.no_grad():
         return module(x[:128], torch.arange(128))["loss"].item()
+
+
+def test_the_module_assembles_itself_from_the_views_and_the_encoder_parameter():
+    views = ColorViews("lab", 1 / 255, augment=True, crop_scale=(0.6, 1.0))
+    module = MultiviewCoding(views, (3, 16, 16), "auto", embedding_dim=12, temperature=0.2)
+    # One half-width convolutional encoder per view: L (1 channel) and ab (2).
+    assert [enc.local[0].in_channels for enc in module.encoders] == [1, 2]
+    assert module.encoders[0].head.in_features == 512  # half of 1024 units
+    assert module.embedding_dim == 12 and module.contrast is None
+    assert views.training  # probed in eval mode, left for training
+    with pytest.raises(ValueError, match="one per view"):
+        MultiviewCoding(views, (3, 16, 16), [MLPEncoder(4, 8)], embedding_dim=8)
+    with pytest.raises(ValueError, match="needs image views"):
+        MultiviewCoding(ColumnViews(torch.zeros(4), torch.ones(4), [[0, 1], [2, 3]]), (4,),
+                        "conv", embedding_dim=8)  # fmt: skip
+
+    # The contrast follows the data: a bank per row count (kept while it fits), or a queue.
+    module.prepare_contrast(5, n_rows=20)
+    bank = module.contrast
+    assert bank.bank.memory.shape == (2, 20, 12) and bank.n_negatives == 5
+    assert bank.temperature == 0.2 and bank.bank.momentum == 0.5 and not bank.queue
+    module.prepare_contrast(5, n_rows=20)
+    assert module.contrast is bank
+    module.prepare_contrast(7)
+    assert module.contrast.queue and module.contrast.bank.n_samples == 7
+    assert module.contrast.bank.momentum == 0.0 and module.key_encoders is not None
+    module.prepare_contrast(5, n_rows=30)
+    assert module.contrast.bank.n_samples == 30 and module.key_encoders is None
 
 
 def test_identical_views_are_easier_than_independent_ones():

@@ -28,10 +28,14 @@ def _queue_module(queue_length=16, loss="softmax", encoder=None, width=6):
     columns = [list(range(width)), list(range(width, 2 * width))]
     views = ColumnViews(torch.zeros(2 * width), torch.ones(2 * width), columns)
     encoders = [encoder or MLPEncoder(width, 8, hidden=16) for _ in columns]
-    dim = 8 if encoder is None else width
-    bank = MemoryBank(queue_length, dim, momentum=0.0, generator=torch.Generator().manual_seed(1))
-    contrast = MultiviewContrast(bank, queue_length, temperature=0.2, loss=loss, queue=True)
-    return MultiviewCoding(views, encoders, contrast).train()
+    module = MultiviewCoding(views, (2 * width,), encoders, embedding_dim=8)
+    bank = MemoryBank(
+        queue_length, module.embedding_dim, momentum=0.0, generator=torch.Generator().manual_seed(1)
+    )
+    module.use_contrast(
+        MultiviewContrast(bank, queue_length, temperature=0.2, loss=loss, queue=True)
+    )
+    return module.train()
 
 
 def _flat(modules):

@@ -17,7 +17,8 @@ from skorch.callbacks import Callback
 from torch import nn
 
 import sk_dim
-from sk_dim import nets
+from sk_dim import training
+from sk_dim._runtime import Runtime
 from sk_dim.losses import mi_bound
 from sk_dim.modules.base import SelfSupervisedModule
 from sk_dim.modules.encoders import unpack
@@ -70,12 +71,12 @@ class RecordWeights(Callback):
 
 def scripted_fit(valid_losses, *, n_iter_no_change, tol, verbose=0):
     record = RecordWeights()
-    net = nets.make_net(
+    net = training.build_net(
         Scripted(valid_losses),
+        Runtime("cpu", "float32", False),
         lr=0.1,
         max_epochs=len(valid_losses),
         batch_size=8,
-        device="cpu",
         verbose=verbose,
         seed=0,
         callbacks=[("record", record)],
@@ -119,10 +120,10 @@ def test_the_verbose_table_shows_every_epoch(capsys):
 def test_held_out_draws_are_the_same_every_epoch():
     net, _ = scripted_fit([3.0, 2.0, 1.0], n_iter_no_change=5, tol=0.0)
     draws = net.history[:, "valid_draw"]
-    expected = torch.rand((), generator=torch.Generator().manual_seed(nets.validation_seed(0)))
+    expected = torch.rand((), generator=torch.Generator().manual_seed(training.validation_seed(0)))
     assert draws == [expected.item()] * 3
     # ... and not the training epochs' stream.
-    assert nets.validation_seed(0) not in {nets.epoch_seed(0, e) for e in range(10)}
+    assert training.validation_seed(0) not in {training.epoch_seed(0, e) for e in range(10)}
 
 
 # -- Deep InfoMax's held-out objective -----------------------------------------------------
@@ -238,7 +239,7 @@ def test_best_loss_and_validation_scores_survive_save_and_pickle(digits, tmp_pat
 
 
 def batch_sizes(n, batch_size, **options):
-    batches = nets.DeviceBatches(
+    batches = training.DeviceBatches(
         torch.arange(n)[:, None], batch_size=batch_size, device="cpu", **options
     )
     sizes = [len(index) for _, index in batches]

@@ -275,7 +275,7 @@ def test_every_trained_measure_uses_the_shared_loop(monkeypatch, digits, fitted)
         calls.append(type(module).__name__)
         return shared(module, batch_loss, n_samples, **kwargs)
 
-    for module in (evaluation.probes, evaluation.dependency, mi_estimation):
+    for module in (evaluation.torch_classifier, evaluation.dependency, mi_estimation):
         assert module.train_minibatches is shared
         monkeypatch.setattr(module, "train_minibatches", spy)
     X, y = digits

@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from sk_dim.evaluation import linear_probe
-from sk_dim.evaluation.probes import _squared_hinge_svm
+from sk_dim.evaluation.linear import _squared_hinge_svm
 
 
 def upsampled_digits(size=32, noise=4.0, seed=0):

@@ -4,7 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from sk_dim.losses import BOUNDS, dv_bound, infonce_bound, jsd_bound, mi_bound
+import sk_dim.mi_estimation
+from sk_dim.losses import (
+    BOUNDS,
+    donsker_varadhan,
+    dv_bound,
+    infonce_bound,
+    jsd_bound,
+    log_mean_exp,
+    mi_bound,
+)
 
 
 def softplus(v):
@@ -69,6 +78,27 @@ def test_correlated_pair_ranks_above_independent(estimator):
 def test_dv_close_to_true_mi_with_optimal_critic():
     true_mi = -0.5 * math.log(1 - 0.8**2)
     assert dv_bound(critic_scores(0.8, n=512)).item() == pytest.approx(true_mi, rel=0.15)
+
+
+def test_one_dv_bound_the_plain_formula_in_float64():
+    g = torch.Generator().manual_seed(2)
+    positive = torch.randn(7, dtype=torch.float64, generator=g)
+    negative = 3 * torch.randn(5, 11, dtype=torch.float64, generator=g)
+    plain = positive.mean() - torch.log(torch.exp(negative).mean())
+    bound = donsker_varadhan(positive, negative)
+    assert bound.dtype == torch.float64
+    assert bound.item() == pytest.approx(plain.item(), rel=1e-13, abs=1e-13)
+    # The matrix form is the same bound on the diagonal and off-diagonal scores.
+    scores = torch.randn(6, 6, 3, dtype=torch.float64, generator=g)
+    eye = torch.eye(6, dtype=torch.bool)
+    assert dv_bound(scores).item() == pytest.approx(
+        donsker_varadhan(scores[eye], scores[~eye]).item(), rel=1e-13, abs=1e-13
+    )
+    # Stable where the plain formula overflows.
+    assert log_mean_exp(torch.tensor([1000.0, 1000.0], dtype=torch.float64)).item() == 1000.0
+    # mutual_information (and MINE) report this bound, not a copy of it.
+    assert sk_dim.mi_estimation.donsker_varadhan is donsker_varadhan
+    assert sk_dim.mi_estimation.log_mean_exp is log_mean_exp
 
 
 def test_infonce_never_above_log_batch_size():

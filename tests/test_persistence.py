@@ -24,9 +24,9 @@ from sklearn.svm import LinearSVC
 from torch import nn
 
 import sk_dim
-import sk_dim.cmc
 from sk_dim import DeepInfoMaxTransformer
 from sk_dim.cmc import CMCTransformer
+from sk_dim.modules import multiview
 from sk_dim.persistence import FORMAT_VERSION, load, save
 
 pytestmark = pytest.mark.filterwarnings("ignore:n_negatives=:UserWarning")
@@ -110,15 +110,39 @@ def test_weights_are_safetensors_and_params_json(saved, fitted):
     assert state.keys() == fitted.net_.module_.state_dict().keys()
 
 
-def test_format_1_files_still_load(saved, fitted, digits, tmp_path):
-    entries = _entries(saved)
-    metadata = json.loads(entries.pop("metadata.json"))
+def test_format_1_files_are_refused(saved, tmp_path):
+    # Format 1 (weights pickled in weights.pt) was never released: only format 2 is read,
+    # and the pickle is never unpickled.
+    metadata = json.loads(_entries(saved)["metadata.json"])
     del metadata["written_by"]
     metadata["format_version"] = 1
     buffer = io.BytesIO()
-    torch.save(load_safetensors(entries.pop("weights.safetensors")), buffer)
+    torch.save({**_state(saved), "x": Boom()}, buffer)
     old = {"metadata.json": json.dumps(metadata), "weights.pt": buffer.getvalue()}
-    _assert_same(load(_rewrite(tmp_path, old)), fitted, digits)
+    with pytest.raises(ValueError, match=r"format 'sk_dim' version 1 .*reads 'sk_dim' version 2"):
+        load(_rewrite(tmp_path, old))
+    assert EXPLODED == [], "loading must never run code from the file"
+
+
+def test_load_inference_state_is_the_seam(cmc, digits):
+    # What load does once the file is checked: the fitted attributes on a new instance,
+    # then the estimator's own persistence-agnostic load_inference_state.
+    X = digits.to_numpy()
+    state = cmc.inference_state()
+    fitted = {k: v for k, v in vars(cmc).items() if k.endswith("_") and not k.startswith("_")}
+    fitted.pop("net_")
+    copy_ = clone(cmc)
+    copy_.__dict__.update(fitted)
+    copy_.history_ = cmc.history_
+    copy_.load_inference_state(state)
+    np.testing.assert_array_equal(copy_.transform(X), cmc.transform(X))
+    assert copy_.n_iter_ == cmc.n_iter_
+    key = next(k for k, v in state.items() if v.ndim == 2)  # a linear layer's weight
+    broken = clone(cmc)
+    broken.__dict__.update(fitted)
+    with pytest.raises(ValueError, match="the weights do not fit the network: size mismatch"):
+        broken.load_inference_state({**state, key: state[key][:, :1]})
+    assert not hasattr(broken, "net_")
 
 
 def test_attributes_fit_does_not_set_are_left_out(fitted, tmp_path):
@@ -133,10 +157,10 @@ def test_attributes_fit_does_not_set_are_left_out(fitted, tmp_path):
 
 
 def test_non_finite_values_round_trip_through_json():
-    from sk_dim.persistence import _decode, _encode
+    from sk_dim.persistence.codec import decode, encode
 
     for value in ([2.5, float("nan")], float("inf"), np.array([1.0, -np.inf])):
-        decoded = _decode(json.loads(json.dumps(_encode(value, "x"), allow_nan=False)), "x")
+        decoded = decode(json.loads(json.dumps(encode(value, "x"), allow_nan=False)), "x")
         np.testing.assert_array_equal(np.asarray(decoded), np.asarray(value))
 
 
@@ -286,18 +310,6 @@ def test_tampered_files_are_rejected(saved, tmp_path):
         load(_with_weights(saved, tmp_path, state))
 
 
-def test_format_1_pickled_weights_never_run_code(saved, tmp_path):
-    metadata = json.loads(_entries(saved)["metadata.json"])
-    del metadata["written_by"]
-    metadata["format_version"] = 1
-    buffer = io.BytesIO()
-    torch.save({**_state(saved), "x": Boom()}, buffer)
-    old = {"metadata.json": json.dumps(metadata), "weights.pt": buffer.getvalue()}
-    with pytest.raises(ValueError, match="weights_only"):
-        load(_rewrite(tmp_path, old))
-    assert EXPLODED == [], "loading must never run code from the file"
-
-
 def test_mismatched_weights_name_the_versions(saved, tmp_path):
     # As when two sk_dim releases build different networks under one format version.
     state = _state(saved)
@@ -315,6 +327,27 @@ def test_non_finite_weights_are_refused(saved, tmp_path):
         key = next(k for k in state if k.endswith("weight"))
         state[key][0] = bad
         with pytest.raises(ValueError, match=f"weight '{key}' holds NaN or infinite"):
+            load(_with_weights(saved, tmp_path, state))
+
+
+def test_finite_weights_that_give_non_finite_features_are_refused(saved, tmp_path):
+    # Moved from tests/test_state_consistency.py with the checks (sk_dim.persistence).
+    def zero_std(state):
+        state["encoder.0.std"].zero_()
+
+    def huge_conv(state):
+        key = next(k for k, v in state.items() if k.endswith("weight") and v.dim() == 4)
+        state[key].view(-1)[0] = 1e38
+
+    def negative_variance(state):
+        key = next(k for k in state if k.startswith("encoder.") and k.endswith("running_var"))
+        state[key].fill_(-1.0)
+
+    cases = [(zero_std, "non-finite features"), (huge_conv, "larger than")]
+    for change, message in [*cases, (negative_variance, "non-finite features")]:
+        state = _state(saved)
+        change(state)
+        with pytest.raises(ValueError, match=message):
             load(_with_weights(saved, tmp_path, state))
 
 
@@ -378,12 +411,12 @@ def test_cmc_n_negatives_cannot_make_load_allocate(cmc, tmp_path, monkeypatch):
     # Consistent with a huge n_negatives, it loads, building no memory bank at all.
     sizes = []
 
-    class RecordingBank(sk_dim.cmc.MemoryBank):
+    class RecordingBank(multiview.MemoryBank):
         def __init__(self, n_samples, *args, **kwargs):
             sizes.append(n_samples)
             super().__init__(n_samples, *args, **kwargs)
 
-    monkeypatch.setattr(sk_dim.cmc, "MemoryBank", RecordingBank)
+    monkeypatch.setattr(multiview, "MemoryBank", RecordingBank)
     path = _tampered(tmp_path / "cmc.skdim", tmp_path, lambda m: (
         m["fitted"].update(n_negatives_=10**6), m["params"].update(n_negatives=10**6)))  # fmt: skip
     loaded = load(path)

@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_digits
 
-import sk_dim.persistence
 from sk_dim import CMCTransformer, DeepInfoMaxTransformer
 from sk_dim.persistence import load, save
+from sk_dim.persistence import transformers as transformer_files
+from sk_dim.persistence.archive import _tmp_prefix
 
 pytestmark = pytest.mark.filterwarnings("ignore:n_negatives=:UserWarning")
 
@@ -59,7 +60,7 @@ def _temporaries(folder):
 
 def _orphan(folder, target, pid, host_tag=None):
     """A temporary file named as save() names them, as if left by process ``pid``."""
-    prefix = sk_dim.persistence._tmp_prefix(target)
+    prefix = _tmp_prefix(target)
     if host_tag is not None:
         prefix = re.sub(r"\.[0-9a-f]{8}\.$", f".{host_tag}.", prefix)
     path = folder / f"{prefix}{pid}.0badcafe.tmp"
@@ -364,13 +365,13 @@ def _fitted_attributes(estimator):
     return {
         key
         for key in vars(estimator)
-        if key.endswith("_") and not key.startswith("_") and key not in sk_dim.persistence._REBUILT
+        if key.endswith("_") and not key.startswith("_") and key not in transformer_files._REBUILT
     }
 
 
 def test_the_allow_list_is_what_fit_sets(dim, cmc):
-    allowed = sk_dim.persistence._FITTED_ATTRIBUTES
-    assert set(allowed) == set(sk_dim.persistence._REGISTRY)
+    allowed = transformer_files._FITTED_ATTRIBUTES
+    assert set(allowed) == set(transformer_files.TRANSFORMER_CLASSES)
     # Fitted on a DataFrame: feature_names_in_ is set too.
     assert _fitted_attributes(dim) == allowed["DeepInfoMaxTransformer"]
     assert _fitted_attributes(cmc) == allowed["CMCTransformer"]
@@ -382,7 +383,7 @@ def test_save_writes_every_fitted_attribute(model, request, tmp_path):
     save(estimator, tmp_path / "m.skdim")
     with zipfile.ZipFile(tmp_path / "m.skdim") as archive:
         fitted = json.loads(archive.read("metadata.json"))["fitted"]
-    assert set(fitted) == sk_dim.persistence._FITTED_ATTRIBUTES[type(estimator).__name__]
+    assert set(fitted) == transformer_files._FITTED_ATTRIBUTES[type(estimator).__name__]
 
 
 def _tampered(path, tmp_path, edit):

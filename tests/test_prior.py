@@ -88,7 +88,7 @@ def test_training_against_the_discriminator_moves_sigmoid_y_towards_uniform():
             return ks_to_uniform(torch.sigmoid(module.encoder(x_eval)[1])).max().item()
 
     before = ks()
-    for _ in range(80):  # the two steps of nets.SelfSupervisedNet.train_step
+    for _ in range(80):  # the two steps of training.SelfSupervisedNet.train_step
         terms = module(torch.randn(64, 8))
         encoder_opt.zero_grad()
         terms["loss"].backward()

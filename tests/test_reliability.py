@@ -16,9 +16,9 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from sk_dim import DeepInfoMaxTransformer
-from sk_dim._base import _as_tensor
+from sk_dim._input import as_tensor
 from sk_dim.cmc import CMCTransformer
-from sk_dim.nets import TrainingDiverged
+from sk_dim.training import TrainingDiverged
 
 pytestmark = pytest.mark.filterwarnings("ignore:n_negatives=:UserWarning")
 
@@ -211,9 +211,9 @@ def test_memory_mapped_input(digits, tmp_path, dtype):
 
 def test_float32_input_is_not_copied():
     X = np.zeros((10, 64), dtype=np.float32)
-    assert _as_tensor(X, (1, 8, 8)).data_ptr() == X.ctypes.data
+    assert as_tensor(X, (1, 8, 8)).data_ptr() == X.ctypes.data
     X64 = X.astype(np.float64)  # float64 costs exactly one float32 copy
-    assert _as_tensor(X64, (1, 8, 8)).dtype == torch.float32
+    assert as_tensor(X64, (1, 8, 8)).dtype == torch.float32
 
 
 # -- reprs ----------------------------------------------------------------------------
@@ -382,7 +382,7 @@ def test_constant_columns_are_centred_not_scaled():
 
 
 def test_fit_and_transform_read_a_memmap_in_batches(digits, tmp_path):
-    from sk_dim.nets import FileRows
+    from sk_dim.training import FileRows
 
     X = np.memmap(tmp_path / "X.u8", dtype=np.uint8, mode="w+", shape=(len(digits), 64))
     X[:] = digits.astype(np.uint8)

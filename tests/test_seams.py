@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.datasets import load_digits
 
 from sk_dim import CMCTransformer, DeepInfoMaxTransformer
@@ -75,7 +76,7 @@ def test_make_module_trains_in_a_loop_of_your_own(digits, name):
 
 
 @pytest.mark.parametrize("name", CLASSES)
-def test_from_saved_rebuilds_from_the_inference_state(fitted, digits, name):
+def test_load_inference_state_rebuilds_from_the_inference_state(fitted, digits, name):
     est = fitted[name]
     fitted_attributes = {
         k: v for k, v in vars(est).items() if k.endswith("_") and not k.startswith("_")
@@ -83,10 +84,18 @@ def test_from_saved_rebuilds_from_the_inference_state(fitted, digits, name):
     fitted_attributes.pop("net_")
     state = est.inference_state()
     assert not any(key.startswith("contrast.") for key in state)  # no memory bank
-    copy = type(est).from_saved(est.get_params(), fitted_attributes, state, history=est.history_)
+
+    def unfitted_copy():
+        copy = clone(est)
+        copy.__dict__.update(fitted_attributes)
+        return copy
+
+    copy = unfitted_copy()
+    copy.history_ = est.history_
+    copy.load_inference_state(state)
     np.testing.assert_array_equal(copy.transform(digits), est.transform(digits))
     assert copy.n_iter_ == est.n_iter_
     key = next(k for k, v in state.items() if v.ndim == 2)  # a linear layer's weight
     broken = {**state, key: state[key][:, :1]}
     with pytest.raises(ValueError, match="the weights do not fit the network: size mismatch"):
-        type(est).from_saved(est.get_params(), fitted_attributes, broken)
+        unfitted_copy().load_inference_state(broken)

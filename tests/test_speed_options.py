@@ -4,6 +4,7 @@ bfloat16 on a CPU without AVX512-BF16 / AMX is emulated and many times
 slower than float32, so the bfloat16 fits use small feature vectors.
 """
 
+import dataclasses
 import io
 import json
 import pickle
@@ -19,7 +20,7 @@ from sklearn.datasets import load_digits
 
 import sk_dim
 from sk_dim import CMCTransformer, DeepInfoMaxTransformer
-from sk_dim._torch import cpu_computes_bfloat16
+from sk_dim._runtime import cpu_computes_bfloat16
 from sk_dim.losses import BOUNDS, mi_bound
 from sk_dim.persistence import load
 
@@ -66,7 +67,7 @@ def test_float16_needs_cuda(make, vectors):
 @pytest.mark.parametrize("make", [small_dim, small_cmc], ids=["dim", "cmc"])
 @pytest.mark.parametrize("native", [False, True], ids=["emulated", "native"])
 def test_auto_on_cpu_is_bfloat16_only_where_the_cpu_computes_it(make, native, vectors):
-    with mock.patch("sk_dim._torch.cpu_computes_bfloat16", return_value=native):
+    with mock.patch("sk_dim._runtime.cpu_computes_bfloat16", return_value=native):
         model = make(max_epochs=2).fit(vectors)
     assert (model.precision, model.channels_last, model.compile) == ("auto", "auto", False)
     expected = "bfloat16" if native else "float32"
@@ -190,8 +191,8 @@ def test_a_cuda_float16_model_infers_in_float32_on_cpu(digits, tmp_path):
     assert loaded.precision_ == "float16"
     np.testing.assert_allclose(loaded.transform(X), expected, rtol=1e-3, atol=1e-4)
 
-    # The same through pickle: the net resolves its precision on its device.
-    model.net_.precision = "float16"
+    # The same through pickle: transform resolves the precision on the net's device.
+    model.net_.runtime = dataclasses.replace(model.net_.runtime, precision="float16")
     unpickled = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(unpickled.transform(X), expected)
 

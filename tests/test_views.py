@@ -7,11 +7,21 @@ import pytest
 import torch
 
 from sk_dim.views import (
+    AUGMENT_CROP_SCALE,
+    CMC_CROP_SCALE,
     COLOR_VIEW_KINDS,
+    LUMA_WEIGHTS,
+    ColorViews,
+    CropViews,
+    ImageAugment,
+    color_jitter,
     color_views,
+    random_grayscale,
     random_resized_crop_flip,
+    rgb_to_gray,
     rgb_to_lab,
     rgb_to_ycbcr,
+    unclipped_color_jitter,
 )
 
 
@@ -258,6 +268,46 @@ def test_resized_crop_deterministic_with_generator():
 def test_resized_crop_empty_batch():
     out = random_resized_crop_flip(torch.rand(0, 3, 8, 8), 4)
     assert out.shape == (0, 3, 4, 4)
+
+
+# --------------------------------------------------------- jitter and grayscale
+
+
+def test_rgb_to_gray_is_bt601_luma_at_any_scale():
+    x = torch.rand(3, 3, 4, 5, generator=_gen(10), dtype=torch.float64) * 255
+    expected = sum(w * x[:, i : i + 1] for i, w in enumerate(LUMA_WEIGHTS))
+    torch.testing.assert_close(rgb_to_gray(x), expected)
+    assert LUMA_WEIGHTS == (0.299, 0.587, 0.114)
+
+
+def test_random_grayscale_turns_a_fraction_gray():
+    x = torch.rand(400, 3, 4, 4, generator=_gen(11))
+    out = random_grayscale(x, 0.25, _gen(0))
+    gray = (out == rgb_to_gray(x).expand_as(x)).flatten(1).all(1)
+    kept = (out == x).flatten(1).all(1)
+    assert torch.all(gray ^ kept)
+    assert 60 < int(gray.sum()) < 140
+    assert torch.equal(random_grayscale(x, 0.0, _gen(0)), x)
+
+
+def test_unclipped_jitter_is_scale_free_and_clipped_jitter_clips():
+    x = torch.rand(64, 3, 6, 6, generator=_gen(12), dtype=torch.float64)
+    # Linear in the pixels: jittering 0..255 pixels is jittering 0..1 ones, times 255.
+    torch.testing.assert_close(
+        unclipped_color_jitter(x * 255, 0.4, generator=_gen(1)),
+        unclipped_color_jitter(x, 0.4, generator=_gen(1)) * 255,
+    )
+    torch.testing.assert_close(unclipped_color_jitter(x, 0.4, p=0.0, generator=_gen(1)), x)
+    out = color_jitter(x, 0.9, p=1.0, generator=_gen(2))
+    assert out.min() >= 0 and out.max() <= 1 and not torch.allclose(out, x)
+    torch.testing.assert_close(color_jitter(x, 0.4, p=0.0, generator=_gen(2)), x)
+
+
+def test_each_method_has_one_crop_scale_used_by_its_views():
+    assert CMC_CROP_SCALE == (0.6, 1.0) and AUGMENT_CROP_SCALE == (0.3, 1.0)
+    assert ColorViews("lab", 1.0).crop_scale == CMC_CROP_SCALE
+    assert CropViews(torch.zeros(1), torch.ones(1)).crop_scale == CMC_CROP_SCALE
+    assert ImageAugment().crop_scale == AUGMENT_CROP_SCALE
 
 
 # ------------------------------------------------------------------ bad inputs

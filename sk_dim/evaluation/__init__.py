@@ -12,14 +12,19 @@ Every probe accepts either a fitted transformer and raw inputs, or
 ``transformer=None`` and precomputed feature arrays. Nothing here modifies
 the transformer it is given.
 
-The package has one module per concept: :mod:`~sk_dim.evaluation.probes`,
-:mod:`~sk_dim.evaluation.finetune` and :mod:`~sk_dim.evaluation.dependency`.
-Import the names from ``sk_dim.evaluation``.
+The package has one module per purpose: :mod:`~sk_dim.evaluation.features`
+(the features probed), :mod:`~sk_dim.evaluation.linear` (the linear probe and
+its SVM solver), :mod:`~sk_dim.evaluation.mlp` (the non-linear probe),
+:mod:`~sk_dim.evaluation.torch_classifier` (the training both neural
+classifiers share), :mod:`~sk_dim.evaluation.finetune` and
+:mod:`~sk_dim.evaluation.dependency`. Import the names from ``sk_dim.evaluation``.
 """
 
 from .dependency import mine, neural_dependency_measure, shuffle_factors
+from .features import probe_features
 from .finetune import FineTunedClassifier, semi_supervised_finetune
-from .probes import PROBE_HIDDEN_UNITS, MLPProbe, linear_probe, nonlinear_probe, probe_features
+from .linear import linear_probe
+from .mlp import PROBE_HIDDEN_UNITS, MLPProbe, nonlinear_probe
 
 __all__ = [
     "PROBE_HIDDEN_UNITS",

@@ -22,7 +22,8 @@ from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 
 from .._torch import resolve_device, seeded
-from .probes import PROBE_HIDDEN_UNITS, TorchClassifier, probe_head
+from .mlp import PROBE_HIDDEN_UNITS, build_probe_head
+from .torch_classifier import TorchClassifier
 
 
 class FineTunedClassifier(TorchClassifier):
@@ -180,7 +181,7 @@ class FineTunedClassifier(TorchClassifier):
                 n_in = backbone(data[:2].to(self.device_)).shape[1]
             n_classes = len(self.classes_)
             if self.head == "mlp":
-                head = probe_head(n_in, n_classes, PROBE_HIDDEN_UNITS, 0.1)
+                head = build_probe_head(n_in, n_classes, PROBE_HIDDEN_UNITS, 0.1)
             else:
                 head = nn.Linear(n_in, n_classes)
             self.module_ = nn.Sequential(OrderedDict(backbone=backbone, head=head))

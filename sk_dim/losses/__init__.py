@@ -10,7 +10,15 @@
 
 from .contrast import GRAPHS, MultiviewContrast, view_pairs
 from .memory_bank import MemoryBank
-from .mi_bounds import BOUNDS, dv_bound, infonce_bound, jsd_bound, mi_bound
+from .mi_bounds import (
+    BOUNDS,
+    donsker_varadhan,
+    dv_bound,
+    infonce_bound,
+    jsd_bound,
+    log_mean_exp,
+    mi_bound,
+)
 from .nce import LOSS_KINDS, NCELoss, contrast_scores, estimate_log_z, nce_loss, softmax_loss
 from .prior import (
     PRIORS,
@@ -31,12 +39,14 @@ __all__ = [
     "NCELoss",
     "contrast_scores",
     "discriminator_loss",
+    "donsker_varadhan",
     "dv_bound",
     "encoder_prior_loss",
     "estimate_log_z",
     "gradient_penalty",
     "infonce_bound",
     "jsd_bound",
+    "log_mean_exp",
     "mi_bound",
     "nce_loss",
     "prior_input",

@@ -121,6 +121,7 @@ def dv_bound(scores: Tensor) -> Tensor:
 
     See Also
     --------
+    donsker_varadhan : The same bound from positive and negative scores apart.
     jsd_bound : Jensen-Shannon estimator, more stable.
     infonce_bound : InfoNCE bound.
     sk_dim.mi_estimation.mutual_information : MI of two samples with a trained critic.
@@ -142,9 +143,65 @@ def dv_bound(scores: Tensor) -> Tensor:
     >>> round(dv_bound(torch.eye(4)).item(), 4)
     1.0
     """
-    positive, negative = _split(scores)
-    log_mean_exp = torch.logsumexp(negative.flatten(), dim=0) - math.log(negative.numel())
-    return positive.mean() - log_mean_exp
+    return donsker_varadhan(*_split(scores))
+
+
+def donsker_varadhan(positive: Tensor, negative: Tensor) -> Tensor:
+    """The Donsker-Varadhan bound ``E_P[T] - log E_Q[exp T]`` from separate scores.
+
+    :func:`dv_bound` takes a critic's ``(N, N)`` or ``(N, N, L)`` score
+    matrix and calls this with its diagonal and off-diagonal entries; this
+    form takes positive and negative scores as they come (pooled chunks,
+    shuffled copies), in any shape and number.
+
+    Parameters
+    ----------
+    positive : Tensor
+        Scores of pairs drawn from the joint distribution P.
+    negative : Tensor
+        Scores of pairs drawn from the product of the marginals Q.
+
+    Returns
+    -------
+    Tensor of shape ()
+        The bound in nats, in the scores' dtype.
+
+    See Also
+    --------
+    dv_bound : The bound from a score matrix, positives on its diagonal.
+    log_mean_exp : The ``log E_Q[exp T]`` term.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_dim.losses import donsker_varadhan
+    >>> donsker_varadhan(torch.ones(3), torch.zeros(6)).item()
+    1.0
+    """
+    return positive.mean() - log_mean_exp(negative)
+
+
+def log_mean_exp(scores: Tensor) -> Tensor:
+    """``log mean exp`` of all the scores, computed stably (a logsumexp).
+
+    Parameters
+    ----------
+    scores : Tensor
+        Any shape; every entry counts once.
+
+    Returns
+    -------
+    Tensor of shape ()
+        ``log(exp(scores).mean())``, without overflow for large scores.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_dim.losses import log_mean_exp
+    >>> round(log_mean_exp(torch.tensor([1000.0, 1000.0])).item(), 3)  # exp(1000) overflows
+    1000.0
+    """
+    return torch.logsumexp(scores.flatten(), 0) - math.log(scores.numel())
 
 
 def infonce_bound(scores: Tensor) -> Tensor:

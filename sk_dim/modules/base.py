@@ -1,7 +1,8 @@
 """The interface between a method's torch module and the code that trains it.
 
-``nets.py`` trains any :class:`SelfSupervisedModule`, and the estimators read features
-through it; Deep InfoMax (:class:`~sk_dim.modules.infomax.DeepInfoMax`) and CMC
+The training engine (``sk_dim.training``) trains any :class:`SelfSupervisedModule`,
+and the estimators read features through it; Deep InfoMax
+(:class:`~sk_dim.modules.infomax.DeepInfoMax`) and CMC
 (:class:`~sk_dim.modules.multiview.MultiviewCoding`) implement it.
 """
 
@@ -49,7 +50,7 @@ class SelfSupervisedModule(nn.Module):
         """Scalar terms of a held-out batch ``x``; ``"loss"`` is the objective to minimise.
 
         Early stopping compares the ``"loss"`` of every epoch, so it must be
-        the same measurement each time: ``nets`` calls this in eval mode,
+        the same measurement each time: training calls this in eval mode,
         without gradients, with ``generator`` re-seeded identically before
         every pass over the held-out rows; random draws (augmentations,
         negatives) come from it. ``index`` holds the rows' positions in the

@@ -13,7 +13,12 @@ With a queue contrast (``partial_fit``) it is MoCo (He et al., 2020) across
 views: each view also has a *key encoder*, a momentum (exponential moving)
 average of its encoder, whose embeddings are the positives and fill the queue.
 
-The contrast and the key encoders are training state only:
+The module assembles itself from the view maker, the input shape and the encoder
+parameter, as :class:`~sk_dim.modules.infomax.DeepInfoMax` does: it measures the
+views' shapes, builds one encoder per view and measures the embedding size.
+
+The contrast and the key encoders are training state only, sized by the data:
+:meth:`MultiviewCoding.prepare_contrast` adds them before training and
 :meth:`MultiviewCoding.drop_contrast` removes them (and the ``V x N x D`` bank)
 once training is over; encoding and feature extraction do not need them.
 """
@@ -27,11 +32,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..losses import MultiviewContrast
+from ..losses import MemoryBank, MultiviewContrast
 from ..losses.precision import at_least_float32
 from ..views import check_view
 from .base import SelfSupervisedModule
-from .encoders import EncoderOutput, check_layer, select_layer, unpack
+from .encoders import EncoderOutput, build_encoder, check_layer, select_layer, unpack
+
+# The paper splits one network's width between the views (two half AlexNets).
+VIEW_ENCODER_WIDTH = 0.5
 
 
 def key_groups(n: int, n_groups: int) -> Tensor:
@@ -77,19 +85,92 @@ class MultiviewCoding(SelfSupervisedModule):
     def __init__(
         self,
         views: nn.Module,
-        encoders: Sequence[nn.Module],
-        contrast: MultiviewContrast | None,
+        input_shape: tuple[int, ...],
+        encoder: str | nn.Module | Sequence[nn.Module],
+        *,
+        embedding_dim: int,
+        loss: str = "nce",
+        graph: str = "core",
+        temperature: float = 0.07,
+        momentum: float = 0.5,
     ) -> None:
+        """Assemble the module for raw inputs of ``input_shape`` (without N).
+
+        Parameters
+        ----------
+        views : torch.nn.Module
+            The view maker (:mod:`sk_dim.views.makers`), in training mode.
+        input_shape : tuple of int
+            Shape of one raw input, ``(C, H, W)`` or ``(F,)``.
+        encoder : str, torch.nn.Module or sequence of torch.nn.Module
+            A name of :func:`~sk_dim.modules.encoders.build_encoder`, built
+            for each view's shape at half width; a module, copied once per
+            view; or one module per view, each copied (so that training never
+            changes the modules given).
+        embedding_dim : int
+            Size of the embedding the built-in encoders return.
+        loss, graph, temperature, momentum
+            The contrast's (:class:`~sk_dim.losses.MultiviewContrast`) and
+            the memory bank's, used by :meth:`prepare_contrast`.
+        """
         super().__init__()
         self.views = views
-        self.encoders = nn.ModuleList(encoders)
+        self.loss_kind, self.graph = loss, graph
+        self.temperature, self.momentum = temperature, momentum
+        shapes = self._view_shapes(input_shape)
+        self.encoders = nn.ModuleList(
+            _view_encoder(encoder, v, shape, len(shapes), embedding_dim)
+            for v, shape in enumerate(shapes)
+        )
+        dims = {_output_dim(enc, shape) for enc, shape in zip(self.encoders, shapes, strict=True)}
+        if len(dims) != 1:
+            raise ValueError(f"the view encoders return y of different sizes {sorted(dims)}")
+        #: Size of every view's embedding (the width of a memory bank's rows), as measured.
+        self.embedding_dim = dims.pop()
         self.contrast = None
         self.key_encoders: nn.ModuleList | None = None
-        self.use_contrast(contrast)
+
+    @torch.no_grad()
+    def _view_shapes(self, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """Shapes (without N) of the views of a zero batch, made in eval mode (no augmentation)."""
+        self.views.eval()
+        made = self.views(torch.zeros(2, *input_shape))
+        self.views.train()
+        return [tuple(check_view(view, v, 2).shape[1:]) for v, view in enumerate(made)]
 
     @property
     def n_views(self) -> int:
         return len(self.encoders)
+
+    def prepare_contrast(self, n_negatives: int, n_rows: int | None = None) -> None:
+        """Give training its contrast, unless the one it has fits.
+
+        With ``n_rows``, a memory bank with one entry per training row, from
+        which ``n_negatives`` negatives are drawn per embedding (``fit``);
+        without, MoCo's queue of the ``n_negatives`` most recent keys, with key
+        encoders (``partial_fit``, whose chunks have no fixed rows). A bank of
+        ``n_rows`` rows, or a queue, kept from the last training is continued.
+        """
+        contrast = self.contrast
+        if n_rows is None:
+            if contrast is None or not contrast.queue:
+                self.use_contrast(self._build_contrast(n_negatives, n_negatives, queue=True))
+        elif contrast is None or contrast.queue or contrast.bank.n_samples != n_rows:
+            self.use_contrast(self._build_contrast(n_rows, n_negatives, queue=False))
+
+    def _build_contrast(self, n_rows: int, n_negatives: int, *, queue: bool) -> MultiviewContrast:
+        # A queue's entries are replaced, never averaged: momentum 0.
+        bank = MemoryBank(
+            n_rows, self.embedding_dim, self.n_views, momentum=0.0 if queue else self.momentum
+        )
+        return MultiviewContrast(
+            bank,
+            n_negatives,
+            temperature=self.temperature,
+            loss=self.loss_kind,
+            graph=self.graph,
+            queue=queue,
+        )
 
     def use_contrast(self, contrast: MultiviewContrast | None) -> None:
         """Train against ``contrast`` from now on.
@@ -256,3 +337,39 @@ class MultiviewCoding(SelfSupervisedModule):
         on the floats, recompile every batch.
         """
         return list(self.encoders)
+
+
+def _view_encoder(
+    encoder: str | nn.Module | Sequence[nn.Module],
+    v: int,
+    shape: tuple[int, ...],
+    n_views: int,
+    embedding_dim: int,
+) -> nn.Module:
+    """The encoder of view ``v`` (shape ``shape``) for the estimator's ``encoder`` value."""
+    if isinstance(encoder, list | tuple):
+        if len(encoder) != n_views:
+            raise ValueError(
+                f"encoder is a list of {len(encoder)} modules, expected one per view ({n_views})"
+            )
+        if not isinstance(encoder[v], nn.Module):
+            raise TypeError(f"encoder[{v}] must be a torch.nn.Module")
+        return copy.deepcopy(encoder[v])
+    if isinstance(encoder, nn.Module):
+        return copy.deepcopy(encoder)
+    if encoder in ("conv", "dcgan32") and len(shape) != 3:
+        raise ValueError(f"encoder={encoder!r} needs image views, but view {v} has shape {shape}")
+    return build_encoder(encoder, shape, embedding_dim, width=VIEW_ENCODER_WIDTH)
+
+
+@torch.no_grad()
+def _output_dim(encoder: nn.Module, shape: tuple[int, ...]) -> int:
+    """Size of ``encoder``'s y for inputs of ``shape``, measured in eval mode.
+
+    Eval mode, so that the dry run leaves batch-norm statistics untouched.
+    """
+    was_training = encoder.training
+    encoder.eval()
+    out = unpack(encoder(torch.zeros(2, *shape)))
+    encoder.train(was_training)
+    return out.y.shape[1]

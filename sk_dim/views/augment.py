@@ -7,7 +7,7 @@ copy of a whole batch at once, on the batch's device: a random resized crop
 and horizontal flip (:func:`sk_dim.views.random_resized_crop_flip`), then,
 as in AMDIM's transforms, colour jitter (brightness, contrast and saturation
 by up to ``jitter``, with probability ``jitter_p``) and random grayscale
-(``gray_p``), the last two only for RGB images.
+(``gray_p``), the last two only for RGB images (:mod:`sk_dim.views.jitter`).
 
 It works on the raw pixels the estimator stores (0..255 or 0..1, or any
 other scale): every colour operation is linear in the pixel values and
@@ -20,36 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from ..losses.precision import at_least_float32
-from .crops import random_resized_crop_flip
-
-# Crop area range (fraction of the image). AMDIM crops (0.3, 1) of 64x64 and
-# 128x128 images; 32x32 images lose too much below that.
-CROP_SCALE = (0.3, 1.0)
-# ITU-R BT.601 luma weights, as torchvision's grayscale conversion.
-_LUMA = (0.299, 0.587, 0.114)
-
-
-def _rand(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None) -> Tensor:
-    """``U(0, 1)`` numbers on ``like``'s device, from ``generator`` when given.
-
-    A generator draws on its own device (a CPU one for held-out scoring), and
-    the few numbers are copied over.
-    """
-    if generator is None:
-        return torch.rand(shape, device=like.device)
-    return torch.rand(shape, generator=generator, device=generator.device).to(like.device)
-
-
-def _factors(apply: Tensor, strength: float, generator: torch.Generator | None) -> Tensor:
-    """Factors ``U(1 - strength, 1 + strength)`` where ``apply`` (N,), else 1: (N, 1, 1, 1)."""
-    u = _rand(tuple(apply.shape), apply, generator)  # (N,)
-    factor = torch.where(apply, 1 + strength * (2 * u - 1), torch.ones_like(u))
-    return factor.view(-1, 1, 1, 1)
-
-
-def _gray(x: Tensor) -> Tensor:  # (N, 3, H, W) -> (N, 1, H, W)
-    weights = x.new_tensor(_LUMA).view(1, 3, 1, 1)
-    return (x * weights).sum(1, keepdim=True)
+from .crops import AUGMENT_CROP_SCALE, random_resized_crop_flip
+from .jitter import JITTER_P, random_grayscale, unclipped_color_jitter
 
 
 class ImageAugment(nn.Module):
@@ -70,9 +42,9 @@ class ImageAugment(nn.Module):
 
     def __init__(
         self,
-        crop_scale: tuple[float, float] = CROP_SCALE,
+        crop_scale: tuple[float, float] = AUGMENT_CROP_SCALE,
         jitter: float = 0.4,
-        jitter_p: float = 0.8,
+        jitter_p: float = JITTER_P,
         gray_p: float = 0.25,
     ) -> None:
         super().__init__()
@@ -93,17 +65,8 @@ class ImageAugment(nn.Module):
         x = random_resized_crop_flip(
             x, tuple(x.shape[-2:]), scale=self.crop_scale, generator=generator
         )
-        n, channels = x.shape[:2]
         if self.jitter > 0:
-            # One draw decides whether a sample is jittered at all, as RandomApply does.
-            apply = _rand((n,), x, generator) < self.jitter_p  # (N,)
-            x = x * _factors(apply, self.jitter, generator)  # brightness
-            mean = x.mean(dim=(1, 2, 3), keepdim=True)  # (N, 1, 1, 1)
-            x = mean + _factors(apply, self.jitter, generator) * (x - mean)  # contrast
-            if channels == 3:
-                gray = _gray(x)  # (N, 1, H, W)
-                x = gray + _factors(apply, self.jitter, generator) * (x - gray)  # saturation
-        if channels == 3 and self.gray_p > 0:
-            to_gray = _rand((n, 1, 1, 1), x, generator) < self.gray_p  # (N, 1, 1, 1)
-            x = torch.where(to_gray, _gray(x).expand_as(x), x)
+            x = unclipped_color_jitter(x, self.jitter, self.jitter_p, generator)
+        if x.shape[1] == 3 and self.gray_p > 0:
+            x = random_grayscale(x, self.gray_p, generator)
         return x

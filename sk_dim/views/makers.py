@@ -19,22 +19,14 @@ from torch import Tensor, nn
 
 from ..losses.precision import at_least_float32
 from .color import COLOR_VIEW_KINDS, color_views
-from .crops import random_resized_crop_flip
+from .crops import CMC_CROP_SCALE, random_resized_crop_flip
+from .jitter import color_jitter
 
-# ITU-R BT.601 luma weights (torchvision's grayscale), for the saturation jitter.
-_LUMA = (0.299, 0.587, 0.114)
-
-# Crop area range (fraction of the image) of the training augmentation for image
-# views. CMC uses (0.2, 1) on ImageNet; small images (CIFAR, digits) lose too much
-# there, and on 32x32 CIFAR-10 (0.6, 1) learned better features than (0.3, 1).
-CROP_SCALE = (0.6, 1.0)
 # Colour jitter of the RGB image before the colour split, off by default: CMC's L/ab
 # training script (train_CMC.py) has none. Its "CJ" option (random grayscale, then
 # ColorJitter) belongs to its single-view MoCo/InsDis script; grayscale would be
 # harmful here, as a gray image's ab view is a constant with nothing to match.
 COLOR_JITTER = 0.0
-# Probability that an image is jittered at all (torchvision's RandomApply in CJ).
-JITTER_P = 0.8
 
 
 def _augment(
@@ -42,43 +34,6 @@ def _augment(
 ) -> Tensor:
     """Random resized crop (back to the input size) and horizontal flip, per sample."""
     return random_resized_crop_flip(x, tuple(x.shape[-2:]), scale=crop_scale, generator=generator)
-
-
-def _jitter_factors(
-    n: int, strength: float, p: float, generator: torch.Generator | None, like: Tensor
-) -> Tensor:
-    """Factors ``U(1 - strength, 1 + strength)`` for a fraction ``p`` of the images, else 1.
-
-    Returns (3, N, 1, 1, 1): one factor per image for brightness, contrast and
-    saturation. One draw decides whether an image is jittered at all, as
-    torchvision's RandomApply does; drawn on the generator's device (the CPU
-    without one), then moved to the batch's.
-    """
-    device = generator.device if generator is not None else torch.device("cpu")
-    u = torch.rand(4, n, generator=generator, device=device)  # (4, N)
-    apply = u[0] < p  # (N,)
-    factors = torch.where(apply, 1 + strength * (2 * u[1:] - 1), torch.ones_like(u[1:]))
-    return factors.to(device=like.device, dtype=like.dtype).view(3, n, 1, 1, 1)
-
-
-def color_jitter(
-    rgb: Tensor, strength: float, p: float = JITTER_P, generator: torch.Generator | None = None
-) -> Tensor:
-    """Brightness, contrast and saturation jitter of RGB images in ``[0, 1]``, ``(N, 3, H, W)``.
-
-    For a fraction ``p`` of the images, each of the three is scaled by its own
-    factor from ``U(1 - strength, 1 + strength)``, in that order, as torchvision's
-    ColorJitter does without hue (contrast about the mean over all channels,
-    saturation about the BT.601 luma); the result is clipped to ``[0, 1]``. No
-    image is turned to grayscale.
-    """
-    brightness, contrast, saturation = _jitter_factors(len(rgb), strength, p, generator, rgb)
-    x = rgb * brightness
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)  # (N, 1, 1, 1)
-    x = mean + contrast * (x - mean)
-    gray = (x * x.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)  # (N, 1, H, W)
-    x = gray + saturation * (x - gray)
-    return x.clamp_(0.0, 1.0)
 
 
 class ColorViews(nn.Module):
@@ -89,7 +44,7 @@ class ColorViews(nn.Module):
     random resized crop and flip, shared by both views (as in CMC's code, the
     crop is taken before the colour split), and, when ``color_jitter > 0``,
     brightness, contrast and saturation jitter of that strength for 80% of the
-    images (:func:`color_jitter`). Nothing turns an image gray: its chroma view
+    images (:func:`sk_dim.views.color_jitter`). Nothing turns an image gray: its chroma view
     would be a constant, and its pair of views would carry no information.
     """
 
@@ -99,7 +54,7 @@ class ColorViews(nn.Module):
         scale: float,
         *,
         augment: bool = True,
-        crop_scale: tuple[float, float] = CROP_SCALE,
+        crop_scale: tuple[float, float] = CMC_CROP_SCALE,
         color_jitter: float = 0.0,
     ) -> None:
         super().__init__()
@@ -133,7 +88,7 @@ class CropViews(nn.Module):
         n_views: int = 2,
         *,
         augment: bool = True,
-        crop_scale: tuple[float, float] = CROP_SCALE,
+        crop_scale: tuple[float, float] = CMC_CROP_SCALE,
     ) -> None:
         super().__init__()
         self.n_views = int(n_views)
