@@ -11,7 +11,7 @@ training images when ``--data-home`` holds them):
 - ``estimator``: ``transformer.fit(X)``, everything included (validation,
   scaling statistics, building the module, skorch, history, the finiteness
   checks, the output-width probe);
-- ``plain loop``: the module the estimator builds (``make_module``, the
+- ``plain loop``: the module the estimator builds (``build_module``, the
   same class, loss, data, batch size, learning rate and epochs) trained by
   the dozen lines of :func:`plain_fit`: Adam, shuffled tensor batches,
   ``module(x, index)["loss"].backward()`` and, for DIM, the discriminator
@@ -53,7 +53,7 @@ def plain_fit(template, X: np.ndarray, seed: int) -> torch.nn.Module:
     """
     torch.manual_seed(seed)
     device = template.device
-    module = template.make_module(X).to(device).train()
+    module = template.build_module(X).to(device).train()
     data = torch.as_tensor(X).to(device)  # (N, C, H, W), as the estimator reads it
     discriminator = module.discriminator
     optimizer = torch.optim.Adam(module.encoder_parameters(), lr=template.lr)

@@ -228,7 +228,7 @@ class BaseSelfSupervised(
             extractor(torch.zeros(2, *self.input_shape_, device=next(copy_.parameters()).device))
         return extractor
 
-    def make_module(self, X) -> SelfSupervisedModule:
+    def build_module(self, X) -> SelfSupervisedModule:
         """The untrained torch module that ``fit`` would train on X.
 
         For training loops of your own: called as ``module(x, index)`` with a
@@ -251,7 +251,7 @@ class BaseSelfSupervised(
         estimator._check_params(input_shape, len(X))
         estimator.input_shape_ = input_shape
         estimator.image_shape_ = input_shape if len(input_shape) == 3 else None
-        module = estimator._checked_module(X, input_shape)
+        module = estimator._build_checked_module(X, input_shape)
         estimator._prepare_training(module, X, partial=False)
         return module
 

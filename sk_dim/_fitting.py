@@ -38,7 +38,7 @@ class FittingMixin:
         self.input_shape_ = input_shape
         self.image_shape_ = input_shape if len(input_shape) == 3 else None
         with seeded(seed, runtime.device):
-            module = self._checked_module(X, input_shape)
+            module = self._build_checked_module(X, input_shape)
             self._prepare_training(module, X, partial=partial)
             net = self._build_net(
                 module,
@@ -155,7 +155,7 @@ class FittingMixin:
         )
         return n_samples
 
-    def _checked_module(self, X: np.ndarray, input_shape: tuple[int, ...]) -> nn.Module:
+    def _build_checked_module(self, X: np.ndarray, input_shape: tuple[int, ...]) -> nn.Module:
         """``_build_module``, with a user encoder's torch errors made readable."""
         try:
             return self._build_module(X, input_shape)

@@ -17,8 +17,8 @@ from .views import (
     CMC_CROP_SCALE,
     COLOR_JITTER,
     NAMED_VIEWS,
+    build_view_maker,
     check_range,
-    make_view_maker,
     resolve_views,
 )
 
@@ -376,7 +376,7 @@ class CMCTransformer(BaseSelfSupervised):
             raise ValueError(f"view={self.view} is out of range: there are {self.n_views_} views")
 
     def _build_module(self, X, input_shape):
-        views = make_view_maker(
+        views = build_view_maker(
             self.views_,
             X,
             input_shape,

@@ -142,7 +142,7 @@ def test_dim_valid_loss_is_the_mi_objective_without_the_prior(digits):
 def small_dim(augment):
     torch.manual_seed(0)
     est = sk_dim.DeepInfoMaxTransformer(embedding_dim=8, augment=augment)
-    return est.make_module(load_digits().data[:64].reshape(-1, 1, 8, 8).astype(np.float32))
+    return est.build_module(load_digits().data[:64].reshape(-1, 1, 8, 8).astype(np.float32))
 
 
 def test_dim_validation_terms_match_forward_less_the_prior_term():

@@ -63,7 +63,7 @@ def test_to_tensor_validates_as_transform_does(fitted, digits):
 @pytest.mark.parametrize("name", CLASSES)
 def test_make_module_trains_in_a_loop_of_your_own(digits, name):
     est = CLASSES[name](**FAST)
-    module = est.make_module(digits)
+    module = est.build_module(digits)
     assert isinstance(module, SelfSupervisedModule) and not hasattr(est, "net_")
     x = torch.as_tensor(digits[:32]).view(32, 1, 8, 8)
     optimizer = torch.optim.Adam(module.encoder_parameters(), lr=1e-3)

@@ -103,7 +103,7 @@ def one_step(name: str) -> dict[str, float]:
     make_estimator, make_data = CASES[name]
     estimator, X = make_estimator(), make_data()
     torch.manual_seed(0)
-    module = estimator.make_module(X).double().train()
+    module = estimator.build_module(X).double().train()
     _set_parameters(module)
     x = torch.from_numpy(X[:BATCH]).double()
     shape = estimator.image_shape

@@ -33,8 +33,8 @@ from .makers import (
     ColorViews,
     ColumnViews,
     CropViews,
+    build_view_maker,
     check_view,
-    make_view_maker,
 )
 from .resolve import NAMED_VIEWS, resolve_views
 
@@ -55,7 +55,7 @@ __all__ = [
     "check_view",
     "color_jitter",
     "color_views",
-    "make_view_maker",
+    "build_view_maker",
     "random_grayscale",
     "random_resized_crop_flip",
     "resolve_views",

@@ -5,7 +5,7 @@ A view maker takes the batch ``(N, *input_shape)`` as the estimator stores it
 ``(N, C_v, H, W)``, doing pixel scaling, standardisation, colour conversion and
 (in training mode only) augmentation batched on the input's device. Their
 scaling statistics are buffers measured on the training data, so a fitted
-maker is self-contained. :func:`make_view_maker` picks and fits the maker for
+maker is self-contained. :func:`build_view_maker` picks and fits the maker for
 a ``views`` value resolved by :func:`sk_dim.views.resolve_views`.
 """
 
@@ -200,7 +200,7 @@ def callable_view_stats(functions: Sequence, X: np.ndarray, input_shape, chunk: 
     return means, stds
 
 
-def make_view_maker(
+def build_view_maker(
     views: str | list,
     X: np.ndarray,
     input_shape: tuple[int, ...],
