@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 
+from .views.makers import RELATIVE_CONSTANT_STD
+
 # Square images at least this wide are recognised without an image_shape.
 MIN_INFERRED_SIDE = 8
 # Neighbouring pixels of real images correlate far above this (digits 0.5,
@@ -49,9 +51,11 @@ def column_correlations(X: np.ndarray, max_offset: int, seed: int = 0) -> np.nda
     width = min(width, max(8 * max_offset, _POSITIONS))
     rows = np.sort(rng.choice(n, size=min(n, _ROWS), replace=False))
     sample = np.asarray(X[rows, :width], dtype=np.float64)
-    centred = sample - sample.mean(0)
+    mean = sample.mean(0)
+    centred = sample - mean
     std = centred.std(0)
-    varies = std > 1e-12 * max(1.0, float(np.abs(sample).max(initial=0.0)))
+    # The package's one constant-column rule (the networks' input scaling uses it too).
+    varies = std > RELATIVE_CONSTANT_STD * max(1.0, float(np.abs(mean).max(initial=0.0)))
     # One row per column: gathering columns is then a contiguous copy.
     columns = np.where(varies, centred / np.where(varies, std, 1.0), 0.0).T.copy()
     out = np.zeros(max_offset)

@@ -4,12 +4,11 @@ The probes and fine-tuning of :mod:`sk_dim.evaluation`, its neural dependency
 measure and :func:`sk_dim.mi_estimation.mutual_information` all train a small
 torch network the same way: Adam over shuffled mini-batches of row indices
 drawn from a seeded generator, minimising a per-batch loss. The loop, its
-batches and the standardisation of their inputs live here, once. Only numpy
-and torch are imported (a leaf module, like :mod:`sk_dim._torch`).
+batches and the standardisation of their inputs live here, once.
 
-The constant-column rule of the numpy side is :func:`column_scale`: a column
-whose standard deviation is at most :data:`CONSTANT_COLUMN_STD` is constant,
-and standardising only centres it.
+Constant columns follow the package's one rule
+(:data:`sk_dim.views.makers.RELATIVE_CONSTANT_STD`, as the networks' own input
+scaling): see :func:`column_scale`.
 """
 
 from __future__ import annotations
@@ -21,10 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-# An absolute threshold, not one relative to the data's magnitude: the standard
-# deviations it is compared with are computed in float64 in two passes, so a column of
-# identical values has a standard deviation of exactly 0, not rounding residue.
-CONSTANT_COLUMN_STD = 1e-12
+from .views.makers import RELATIVE_CONSTANT_STD
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
@@ -128,26 +124,30 @@ def train_minibatches(
     return loss_curve
 
 
-def column_scale(std: np.ndarray) -> np.ndarray:
+def column_scale(std: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """The divisor that standardises each column: its standard deviation, or 1 if constant.
 
     A column is constant when its standard deviation is at most
-    :data:`CONSTANT_COLUMN_STD` (``1e-12``, absolute). Dividing it by its
-    standard deviation would give infinities or blow rounding noise up;
-    with a scale of 1, standardising only centres it (to zeros).
+    ``RELATIVE_CONSTANT_STD`` (1e-8) times the largest absolute column mean (at
+    least 1): the rule of the networks' input scaling
+    (:func:`sk_dim.views.makers.nonzero_std`). Dividing it by its standard
+    deviation would blow rounding noise up; with a scale of 1, standardising only
+    centres it (to zeros).
 
     Parameters
     ----------
     std : ndarray
         Standard deviations of the columns, computed in float64 in two passes
         (the mean first), so that a column of identical values has exactly 0.
+    mean : ndarray
+        The column means.
 
     Returns
     -------
     scale : ndarray of float64, shaped like ``std``
-        ``std`` where it exceeds the threshold, 1 elsewhere.
     """
-    return np.where(std > CONSTANT_COLUMN_STD, std, 1.0)
+    floor = RELATIVE_CONSTANT_STD * max(1.0, float(np.abs(mean).max(initial=0.0)))
+    return np.where(std > floor, std, 1.0)
 
 
 def standardization(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +166,7 @@ def standardization(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         :func:`column_scale` of the column standard deviations, float64.
     """
     mean = train.mean(0, dtype=np.float64)
-    return mean, column_scale(train.std(0, dtype=np.float64))
+    return mean, column_scale(train.std(0, dtype=np.float64), mean)
 
 
 def standardize(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:

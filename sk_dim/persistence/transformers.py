@@ -40,7 +40,7 @@ _METADATA_KEYS = {"format", "format_version", "written_by", "class", "params", "
 _REBUILT = {"net_", "history_"}
 # The fitted attributes each class's fit sets (feature_names_in_ only for
 # named columns), but for _REBUILT: load refuses any other. Kept by hand, as
-# only a fit can list them; tests/test_persistence_files.py compares them with
+# only a fit can list them; tests/persistence/test_transformers.py compares them with
 # a real fit of each class, so a new attribute cannot be forgotten here.
 _FITTED_COMMON = {
     "n_features_in_",

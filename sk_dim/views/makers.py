@@ -22,11 +22,12 @@ from .color import COLOR_VIEW_KINDS, color_views
 from .crops import CMC_CROP_SCALE, random_resized_crop_flip
 from .jitter import color_jitter
 
-# Colour jitter of the RGB image before the colour split, off by default: CMC's L/ab
-# training script (train_CMC.py) has none. Its "CJ" option (random grayscale, then
-# ColorJitter) belongs to its single-view MoCo/InsDis script; grayscale would be
-# harmful here, as a gray image's ab view is a constant with nothing to match.
-COLOR_JITTER = 0.0
+# Colour jitter of the RGB image before the colour split. CMC's L/ab training script
+# (train_CMC.py) has none; its "CJ" option (random grayscale, then ColorJitter) belongs to
+# its single-view MoCo/InsDis script. Jitter without grayscale scored higher at each of
+# three seeds on CIFAR-10 (benchmarks/results/cmc_color_jitter_3seeds.md); grayscale stays
+# out, as a grey image's ab view is a constant with nothing to match.
+COLOR_JITTER = 0.4
 
 
 def _augment(
@@ -161,14 +162,20 @@ def check_view(out, v: int, n: int) -> Tensor:
     return out
 
 
-# A column whose std is at most this fraction of the data's magnitude is constant:
-# float32 rounding alone gives a constant column of values near 1e4 a std of ~1e-4,
-# which dividing by would blow up.
+# The one rule for constant columns (the networks' input scaling, the view statistics, the
+# probes' standardisation and the image-shape check all use it): a column whose std is at
+# most this fraction of the data's magnitude is constant. float32 rounding alone gives a
+# constant column of values near 1e4 a std of ~1e-4, which dividing by would blow up.
 RELATIVE_CONSTANT_STD = 1e-8
 
 
 def nonzero_std(std: Tensor, mean: Tensor) -> Tensor:
-    """``std`` with 1 for constant columns, which standardising then only centres."""
+    """``std`` with 1 for constant columns, which standardising then only centres.
+
+    A column is constant when its std is at most ``RELATIVE_CONSTANT_STD`` times the
+    largest absolute mean (at least 1). ``std`` must come from two passes (the mean
+    first), so that a column of identical values has exactly 0.
+    """
     # A tensor floor, not .item(): persistence builds networks on the meta device.
     floor = RELATIVE_CONSTANT_STD * mean.abs().max().clamp(min=1.0)
     return torch.where(std > floor, std, torch.ones_like(std))
@@ -176,10 +183,13 @@ def nonzero_std(std: Tensor, mean: Tensor) -> Tensor:
 
 @torch.no_grad()
 def callable_view_stats(functions: Sequence, X: np.ndarray, input_shape, chunk: int = 1024):
-    """Per-channel (4-D views) or per-feature (2-D views) mean and std of each view on X."""
-    sums = [0.0] * len(functions)
-    squares = [0.0] * len(functions)
-    counts = [0] * len(functions)
+    """Per-channel (4-D views) or per-feature (2-D views) mean and std of each view on X.
+
+    Each chunk's mean and sum of squared deviations are computed in two passes and
+    merged (Chan et al.): a constant column's std is then exactly 0, where the one-pass
+    ``E[x^2] - E[x]^2`` left rounding noise above the constant-column floor.
+    """
+    moments = [None] * len(functions)  # (count, mean, sum of squared deviations)
     shapes = [None] * len(functions)
     for start in range(0, len(X), chunk):
         x = torch.as_tensor(np.asarray(X[start : start + chunk], dtype=np.float32))
@@ -187,17 +197,28 @@ def callable_view_stats(functions: Sequence, X: np.ndarray, input_shape, chunk: 
         for v, fn in enumerate(functions):
             out = check_view(fn(x), v, len(x)).double()
             dims = (0, 2, 3) if out.dim() == 4 else (0,)
-            sums[v] = sums[v] + out.sum(dims)
-            squares[v] = squares[v] + (out * out).sum(dims)
-            counts[v] += out.numel() // out.shape[1]  # N (2-D) or N*H*W (4-D)
-            shapes[v] = (1, -1, 1, 1) if out.dim() == 4 else (1, -1)
+            n = out.numel() // out.shape[1]  # N (2-D) or N*H*W (4-D)
+            mean = out.mean(dims)
+            shape = (1, -1, 1, 1) if out.dim() == 4 else (1, -1)
+            squares = ((out - mean.view(shape)) ** 2).sum(dims)
+            moments[v] = _merge_moments(moments[v], (n, mean, squares))
+            shapes[v] = shape
     means, stds = [], []
-    for s, q, n, shape in zip(sums, squares, counts, shapes, strict=True):
-        mean = s / n
-        std = (q / n - mean * mean).clamp(min=0).sqrt()
+    for (n, mean, squares), shape in zip(moments, shapes, strict=True):
+        std = (squares / n).sqrt()
         means.append(mean.view(shape))
         stds.append(nonzero_std(std, mean).view(shape))
     return means, stds
+
+
+def _merge_moments(a, b):
+    """Count, mean and sum of squared deviations of two parts together (Chan et al.)."""
+    if a is None:
+        return b
+    (n_a, mean_a, m2_a), (n_b, mean_b, m2_b) = a, b
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    return n, mean_a + delta * (n_b / n), m2_a + m2_b + delta * delta * (n_a * n_b / n)
 
 
 def build_view_maker(
