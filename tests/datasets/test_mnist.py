@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import gzip
-import os
 import re
-import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,42 +11,10 @@ from sklearn.utils import Bunch
 
 from sk_dim.datasets import load_mnist
 
-MNIST_NAMES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-
-
-def write_idx(path: Path, array: np.ndarray, *, magic: int | None = None, gz: bool = False) -> Path:
-    """Write ``array`` (uint8) as an idx file; ``.gz`` is appended when gzipped."""
-    array = np.asarray(array, dtype=np.uint8)
-    if magic is None:
-        magic = 0x0800 | array.ndim
-    raw = struct.pack(f">I{array.ndim}I", magic, *array.shape) + array.tobytes()
-    if gz:
-        path = path.with_name(path.name + ".gz")
-        raw = gzip.compress(raw)
-    path.write_bytes(raw)
-    return path
-
-
-def make_mnist(folder: Path, *, gz: bool = True, n_train: int = 6, n_test: int = 4, seed: int = 0):
-    """Write the four MNIST files with random content; return the arrays."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = {}
-    for split, n in (("train", n_train), ("test", n_test)):
-        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
-        write_idx(folder / MNIST_NAMES[split][0], images, gz=gz)
-        write_idx(folder / MNIST_NAMES[split][1], labels, gz=gz)
-        arrays[split] = (images, labels)
-    return arrays
-
 
 @pytest.mark.parametrize("gz", [True, False])
-def test_load_mnist_round_trip(tmp_path, gz):
-    arrays = make_mnist(tmp_path, gz=gz)
+def test_load_mnist_round_trip(tmp_path, gz, files):
+    arrays = files.make_mnist(tmp_path, gz=gz)
     images, labels = arrays["train"]
 
     bunch = load_mnist(tmp_path)
@@ -73,8 +38,8 @@ def test_load_mnist_round_trip(tmp_path, gz):
     assert bunch.images.flags.writeable
 
 
-def test_load_mnist_subsets(tmp_path):
-    arrays = make_mnist(tmp_path)
+def test_load_mnist_subsets(tmp_path, files):
+    arrays = files.make_mnist(tmp_path)
     test = load_mnist(tmp_path, subset="test")
     np.testing.assert_array_equal(test.images, arrays["test"][0])
     np.testing.assert_array_equal(test.target, arrays["test"][1])
@@ -87,8 +52,8 @@ def test_load_mnist_subsets(tmp_path):
     np.testing.assert_array_equal(both.target, np.r_[arrays["train"][1], arrays["test"][1]])
 
 
-def test_load_mnist_return_X_y(tmp_path):
-    arrays = make_mnist(tmp_path)
+def test_load_mnist_return_X_y(tmp_path, files):
+    arrays = files.make_mnist(tmp_path)
     X, y = load_mnist(tmp_path, subset="test", return_X_y=True)
     assert X.shape == (4, 784)
     assert X.dtype == np.uint8
@@ -97,24 +62,24 @@ def test_load_mnist_return_X_y(tmp_path):
     np.testing.assert_array_equal(y, arrays["test"][1])
 
 
-def test_load_mnist_mnist_subfolder_and_str_path(tmp_path):
-    arrays = make_mnist(tmp_path / "mnist")
+def test_load_mnist_mnist_subfolder_and_str_path(tmp_path, files):
+    arrays = files.make_mnist(tmp_path / "mnist")
     bunch = load_mnist(str(tmp_path))
     np.testing.assert_array_equal(bunch.images, arrays["train"][0])
 
 
-def test_load_mnist_only_needs_files_of_the_subset(tmp_path):
-    make_mnist(tmp_path)
-    for name in MNIST_NAMES["test"]:
+def test_load_mnist_only_needs_files_of_the_subset(tmp_path, files):
+    files.make_mnist(tmp_path)
+    for name in files.MNIST_NAMES["test"]:
         (tmp_path / f"{name}.gz").unlink()
     assert load_mnist(tmp_path).data.shape == (6, 784)
 
 
-def test_load_mnist_detects_compression_from_content(tmp_path):
+def test_load_mnist_detects_compression_from_content(tmp_path, files):
     # Browsers often decompress the download but keep the ".gz" name, and the
     # reverse happens too: content, not suffix, decides.
-    arrays = make_mnist(tmp_path, gz=False)
-    images_name, labels_name = MNIST_NAMES["train"]
+    arrays = files.make_mnist(tmp_path, gz=False)
+    images_name, labels_name = files.MNIST_NAMES["train"]
     (tmp_path / images_name).rename(tmp_path / f"{images_name}.gz")
     raw = (tmp_path / labels_name).read_bytes()
     (tmp_path / labels_name).write_bytes(gzip.compress(raw))
@@ -124,8 +89,8 @@ def test_load_mnist_detects_compression_from_content(tmp_path):
     np.testing.assert_array_equal(bunch.target, arrays["train"][1])
 
 
-def test_load_mnist_missing_files_message(tmp_path):
-    make_mnist(tmp_path)
+def test_load_mnist_missing_files_message(tmp_path, files):
+    files.make_mnist(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(FileNotFoundError) as excinfo:
         load_mnist(tmp_path, subset="all")
@@ -142,8 +107,8 @@ def test_load_mnist_missing_folder(tmp_path):
 
 
 @pytest.mark.parametrize("gz", [True, False])
-def test_load_mnist_truncated_file(tmp_path, gz):
-    make_mnist(tmp_path, gz=gz)
+def test_load_mnist_truncated_file(tmp_path, gz, files):
+    files.make_mnist(tmp_path, gz=gz)
     name = "train-images-idx3-ubyte" + (".gz" if gz else "")
     path = tmp_path / name
     path.write_bytes(path.read_bytes()[:-10])
@@ -151,57 +116,46 @@ def test_load_mnist_truncated_file(tmp_path, gz):
         load_mnist(tmp_path)
 
 
-def test_load_mnist_trailing_bytes(tmp_path):
-    make_mnist(tmp_path, gz=False)
+def test_load_mnist_trailing_bytes(tmp_path, files):
+    files.make_mnist(tmp_path, gz=False)
     path = tmp_path / "train-labels-idx1-ubyte"
     path.write_bytes(path.read_bytes() + b"\x00")
     with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte.*truncated or corrupt"):
         load_mnist(tmp_path)
 
 
-def test_load_mnist_header_only_partial(tmp_path):
-    make_mnist(tmp_path, gz=False)
+def test_load_mnist_header_only_partial(tmp_path, files):
+    files.make_mnist(tmp_path, gz=False)
     (tmp_path / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03\x00")
     with pytest.raises(ValueError, match="train-images-idx3-ubyte"):
         load_mnist(tmp_path)
 
 
-def test_load_mnist_wrong_magic(tmp_path):
-    make_mnist(tmp_path, gz=False)
+def test_load_mnist_wrong_magic(tmp_path, files):
+    files.make_mnist(tmp_path, gz=False)
     # A labels file where the images file should be.
     labels = np.zeros(6, dtype=np.uint8)
-    write_idx(tmp_path / "train-images-idx3-ubyte", labels)
+    files.write_idx(tmp_path / "train-images-idx3-ubyte", labels)
     with pytest.raises(ValueError, match=r"train-images-idx3-ubyte.*0x00000801.*0x00000803"):
         load_mnist(tmp_path)
 
 
-def test_load_mnist_count_mismatch(tmp_path):
-    make_mnist(tmp_path)
-    write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(5, dtype=np.uint8), gz=True)
+def test_load_mnist_count_mismatch(tmp_path, files):
+    files.make_mnist(tmp_path)
+    files.write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(5, dtype=np.uint8), gz=True)
     with pytest.raises(ValueError, match=r"6 images.*5 labels"):
         load_mnist(tmp_path)
 
 
-def test_load_mnist_label_out_of_range(tmp_path):
-    make_mnist(tmp_path)
-    write_idx(tmp_path / "train-labels-idx1-ubyte", np.full(6, 10, dtype=np.uint8), gz=True)
+def test_load_mnist_label_out_of_range(tmp_path, files):
+    files.make_mnist(tmp_path)
+    files.write_idx(tmp_path / "train-labels-idx1-ubyte", np.full(6, 10, dtype=np.uint8), gz=True)
     with pytest.raises(ValueError, match="train-labels-idx1-ubyte"):
         load_mnist(tmp_path)
 
 
-def _real_data_folder(*parts: str) -> Path:
-    """Return SK_DIM_DATA[_HOME]/parts, skipping the test when it is not there."""
-    data_home = os.environ.get("SK_DIM_DATA") or os.environ.get("SK_DIM_DATA_HOME")
-    if not data_home:
-        pytest.skip("neither SK_DIM_DATA nor SK_DIM_DATA_HOME is set")
-    folder = Path(data_home, *parts)
-    if not folder.is_dir():
-        pytest.skip(f"{folder} does not exist")
-    return folder
-
-
-def test_real_mnist():
-    data_home = _real_data_folder("mnist").parent
+def test_real_mnist(files):
+    data_home = files.real_data_folder("mnist").parent
     train = load_mnist(data_home)
     X_test, y_test = load_mnist(data_home, subset="test", return_X_y=True)
     assert train.data.shape == (60000, 784)

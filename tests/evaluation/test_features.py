@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
 
 from sk_dim import DeepInfoMaxTransformer
 from sk_dim.evaluation import (
@@ -16,17 +15,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 FAST = dict(embedding_dim=8, max_epochs=2, batch_size=32, random_state=0)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return X[:400], y[:400]
-
-
-@pytest.fixture(scope="module")
-def fitted(digits):
-    return DeepInfoMaxTransformer(**FAST).fit(digits[0])
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,7 @@
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.datasets import load_digits
 
-from sk_dim import DeepInfoMaxTransformer
 from sk_dim.evaluation import (
     FineTunedClassifier,
     MLPProbe,
@@ -15,22 +13,8 @@ from sk_dim.evaluation import (
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-FAST = dict(embedding_dim=8, max_epochs=2, batch_size=32, random_state=0)
-
-
 # A weight of the encoder's first local convolution, in the feature extractor's state.
 CONV_WEIGHT = "module.encoder.1.local.0.weight"
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return X[:400], y[:400]
-
-
-@pytest.fixture(scope="module")
-def fitted(digits):
-    return DeepInfoMaxTransformer(**FAST).fit(digits[0])
 
 
 def encoder_state(transformer):

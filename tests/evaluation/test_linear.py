@@ -17,7 +17,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from sk_dim import DeepInfoMaxTransformer
 from sk_dim.evaluation import (
     linear_probe,
     probe_features,
@@ -128,20 +127,6 @@ def test_bad_options(params, y_train, message):
     X = np.random.default_rng(0).standard_normal((40, 3))
     with pytest.raises(ValueError, match=message):
         linear_probe(None, X, y_train, X, np.arange(40) % 2, **params)
-
-
-FAST = dict(embedding_dim=8, max_epochs=2, batch_size=32, random_state=0)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return X[:400], y[:400]
-
-
-@pytest.fixture(scope="module")
-def fitted(digits):
-    return DeepInfoMaxTransformer(**FAST).fit(digits[0])
 
 
 @pytest.mark.usefixtures("one_torch_thread")

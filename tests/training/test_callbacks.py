@@ -11,12 +11,8 @@ import threading
 
 import pytest
 import torch
-from skorch.callbacks import Callback
 from torch import nn
 
-from sk_dim import training
-from sk_dim._runtime import Runtime
-from sk_dim.modules.base import SelfSupervisedModule
 from sk_dim.training.callbacks import (
     WEIGHT_LIMIT,
     TrainingDiverged,
@@ -32,57 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # -- the callback, on a module whose held-out losses are scripted ------------------------
 
 
-class Scripted(SelfSupervisedModule):
-    """One weight trained towards the data's mean; held-out losses read from a script.
-
-    ``validation_terms`` returns the next scripted loss (one held-out batch an
-    epoch) plus a draw from the generator it is given.
-    """
-
-    def __init__(self, valid_losses):
-        super().__init__()
-        self.w = nn.Parameter(torch.zeros(()))
-        self.valid_losses = list(valid_losses)
-        self.epoch = 0
-
-    def forward(self, x, index):
-        return {"loss": ((x.mean() - self.w) ** 2)}
-
-    def validation_terms(self, x, index, generator):
-        loss = torch.tensor(self.valid_losses[self.epoch])
-        self.epoch += 1
-        return {"loss": loss, "draw": torch.rand((), generator=generator)}
-
-
-class RecordWeights(Callback):
-    def initialize(self):
-        self.weights = []
-        return self
-
-    def on_epoch_end(self, net, **kwargs):
-        self.weights.append(net.module_.w.detach().clone())
-
-
-def scripted_fit(valid_losses, *, n_iter_no_change, tol, verbose=0):
-    record = RecordWeights()
-    net = training.build_net(
-        Scripted(valid_losses),
-        Runtime("cpu", "float32", False),
-        lr=0.1,
-        max_epochs=len(valid_losses),
-        batch_size=8,
-        verbose=verbose,
-        seed=0,
-        callbacks=[("record", record)],
-        validation_data=torch.randn(4, 3),
-        n_iter_no_change=n_iter_no_change,
-        tol=tol,
-    )
-    net.fit(torch.randn(8, 3) + 1)
-    return net, record.weights
-
-
-def test_the_epoch_restored_is_the_lowest_even_below_tol():
+def test_the_epoch_restored_is_the_lowest_even_below_tol(scripted_fit):
     # Epoch 4 beats epoch 2 by less than tol: no improvement for the stopping
     # rule (3 epochs without one stop training after epoch 5), but the lowest.
     net, weights = scripted_fit([3.0, 1.0, 2.0, 0.95, 5.0, 6.0, 7.0], n_iter_no_change=3, tol=0.1)
@@ -93,13 +39,13 @@ def test_the_epoch_restored_is_the_lowest_even_below_tol():
     assert not torch.equal(weights[3], weights[4])  # the last epoch's weights were replaced
 
 
-def test_an_improvement_resets_the_count():
+def test_an_improvement_resets_the_count(scripted_fit):
     net, _ = scripted_fit([3.0, 2.5, 2.45, 1.0, 0.99, 0.98, 0.97], n_iter_no_change=2, tol=0.1)
     # 2: improvement; 3: none; 4: improvement; 5, 6: none -> stop after 6.
     assert len(net.history) == 6 and net.restored_epoch() == 6
 
 
-def test_the_verbose_table_shows_every_epoch(capsys):
+def test_the_verbose_table_shows_every_epoch(capsys, scripted_fit):
     net, _ = scripted_fit(
         [3.0, 1.0, 2.0, 0.95, 5.0, 6.0, 7.0], n_iter_no_change=3, tol=0.1, verbose=1
     )

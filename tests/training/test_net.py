@@ -4,68 +4,14 @@ import pickle
 
 import pytest
 import torch
-from skorch.callbacks import Callback
-from torch import nn
 
 from sk_dim import training
-from sk_dim._runtime import Runtime
-from sk_dim.modules.base import SelfSupervisedModule
 from sk_dim.training.net import TRAINING_STATE, HeldOut
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-class Scripted(SelfSupervisedModule):
-    """One weight trained towards the data's mean; held-out losses read from a script.
-
-    ``validation_terms`` returns the next scripted loss (one held-out batch an
-    epoch) plus a draw from the generator it is given.
-    """
-
-    def __init__(self, valid_losses):
-        super().__init__()
-        self.w = nn.Parameter(torch.zeros(()))
-        self.valid_losses = list(valid_losses)
-        self.epoch = 0
-
-    def forward(self, x, index):
-        return {"loss": ((x.mean() - self.w) ** 2)}
-
-    def validation_terms(self, x, index, generator):
-        loss = torch.tensor(self.valid_losses[self.epoch])
-        self.epoch += 1
-        return {"loss": loss, "draw": torch.rand((), generator=generator)}
-
-
-class RecordWeights(Callback):
-    def initialize(self):
-        self.weights = []
-        return self
-
-    def on_epoch_end(self, net, **kwargs):
-        self.weights.append(net.module_.w.detach().clone())
-
-
-def scripted_fit(valid_losses, *, n_iter_no_change, tol, verbose=0):
-    record = RecordWeights()
-    net = training.build_net(
-        Scripted(valid_losses),
-        Runtime("cpu", "float32", False),
-        lr=0.1,
-        max_epochs=len(valid_losses),
-        batch_size=8,
-        verbose=verbose,
-        seed=0,
-        callbacks=[("record", record)],
-        validation_data=torch.randn(4, 3),
-        n_iter_no_change=n_iter_no_change,
-        tol=tol,
-    )
-    net.fit(torch.randn(8, 3) + 1)
-    return net, record.weights
-
-
-def test_held_out_draws_are_the_same_every_epoch():
+def test_held_out_draws_are_the_same_every_epoch(scripted_fit):
     net, _ = scripted_fit([3.0, 2.0, 1.0], n_iter_no_change=5, tol=0.0)
     draws = net.history[:, "valid_draw"]
     expected = torch.rand((), generator=torch.Generator().manual_seed(training.validation_seed(0)))
@@ -94,7 +40,7 @@ def test_held_out_split_returns_the_training_data_and_the_fixed_held_out_rows():
     assert train is dataset and valid is held_out
 
 
-def test_a_lean_copy_pickles_without_the_optimizers_and_the_module_once():
+def test_a_lean_copy_pickles_without_the_optimizers_and_the_module_once(scripted_fit):
     net, _ = scripted_fit([3.0, 2.0], n_iter_no_change=5, tol=0.0)
     full = pickle.loads(pickle.dumps(net))
     assert hasattr(full, "optimizer_")
