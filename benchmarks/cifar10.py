@@ -125,7 +125,7 @@ def networks(args):
 
     cmc = network(CMCTransformer, args.epochs, **({} if args.loss is None else {"loss": args.loss}))
     if args.dim == "L":
-        epochs = args.dim_epochs or max(1, cmc.max_epochs // 6)
+        epochs = args.dim_epochs or max(1, (args.epochs or 30) // 6)
         dim = DeepInfoMaxTransformer(alpha=0, beta=1, gamma=0.1, max_epochs=epochs, **common)
         dim_images, dim_name = lightness, "DIM(L)"
     else:

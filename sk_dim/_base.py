@@ -136,7 +136,7 @@ class BaseSelfSupervised(
         try:
             with torch_threads(self.n_threads):
                 if (partial or self.warm_start) and self.__sklearn_is_fitted__():
-                    self._continue_training(X, epochs or self.max_epochs, partial)
+                    self._continue_training(X, epochs, partial)
                 else:
                     self._fit_new(X, epochs, partial)
         except BaseException:
@@ -333,7 +333,8 @@ class BaseSelfSupervised(
             self._inference_runtime(device),
             lr=self.lr,
             weight_decay=self.weight_decay,
-            max_epochs=self.max_epochs,
+            # Unused: every training run builds its own net, with the epochs of its data.
+            max_epochs=1,
             batch_size=self.batch_size,
             verbose=int(self.verbose),
             seed=0,

@@ -11,6 +11,7 @@ provides ``_build_module``, ``_check_params``, ``_prepare_training`` and
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 from sklearn.utils import check_random_state
@@ -26,6 +27,19 @@ from ._warn import warn_user
 
 class FittingMixin:
     """A new fit and a continued one, for :class:`~sk_dim._base.BaseSelfSupervised`."""
+
+    # What max_epochs="auto" means, for a class that offers it: (optimizer steps,
+    # most epochs). None: max_epochs is an int.
+    _AUTO_EPOCHS: tuple[int, int] | None = None
+
+    def _epochs_for(self, n_samples: int, batch_size: int) -> int:
+        """``max_epochs``, or the epochs ``"auto"`` trains on ``n_samples`` rows."""
+        if isinstance(self.max_epochs, str):  # "auto": the constraints allow no other string
+            steps, most = self._AUTO_EPOCHS
+            # Training skips an incomplete last batch when there is a full one.
+            per_epoch = max(1, n_samples // batch_size)
+            return min(most, math.ceil(steps / per_epoch))
+        return int(self.max_epochs)
 
     def _fit_new(self, X, epochs: int | None, partial: bool) -> None:
         runtime = self._training_runtime()
@@ -45,6 +59,7 @@ class FittingMixin:
                 runtime,
                 seed=seed,
                 batch_size=batch_size,
+                max_epochs=self._epochs_for(len(X), batch_size),
                 validation_data=None if X_valid is None else batch_source(X_valid, input_shape),
             )
             self._train_net(net, batch_source(X, input_shape), epochs)
@@ -72,6 +87,7 @@ class FittingMixin:
         *,
         seed: int,
         batch_size: int,
+        max_epochs: int,
         validation_data=None,
     ):
         """The net that trains ``module`` with the training parameters as they are now.
@@ -85,7 +101,7 @@ class FittingMixin:
             runtime,
             lr=self.lr,
             weight_decay=self.weight_decay,
-            max_epochs=self.max_epochs,
+            max_epochs=max_epochs,
             batch_size=batch_size,
             verbose=int(self.verbose),
             seed=seed,
@@ -97,8 +113,11 @@ class FittingMixin:
             tol=self.tol,
         )
 
-    def _continue_training(self, X, epochs: int, partial: bool) -> None:
-        """Train a copy of the fitted network, then keep it if training succeeds."""
+    def _continue_training(self, X, epochs: int | None, partial: bool) -> None:
+        """Train a copy of the fitted network, then keep it if training succeeds.
+
+        ``epochs`` more epochs; None: ``max_epochs`` more (resolved on X when "auto").
+        """
         if self.accelerate not in (None, False):
             raise ValueError(
                 "warm_start and partial_fit continue training without accelerate; set "
@@ -109,11 +128,14 @@ class FittingMixin:
         fitted = self.net_
         runtime = self._training_runtime()
         X, X_valid = self._split_validation(X, fitted.seed + len(fitted.history))
+        batch_size = self._check_batch_size(len(X))
+        epochs = epochs or self._epochs_for(len(X), batch_size)
         net = self._build_net(
             copy.deepcopy(fitted.module_),
             runtime,
             seed=fitted.seed,
-            batch_size=self._check_batch_size(len(X)),
+            batch_size=batch_size,
+            max_epochs=epochs,
             validation_data=None if X_valid is None else batch_source(X_valid, input_shape),
         )
         net.initialize()

@@ -131,7 +131,8 @@ def test_colour_views_on_rgb(rgb):
     assert module.views.scale.item() == pytest.approx(1 / 255)
     in_channels = [enc.local[0].in_channels for enc in module.encoders]
     assert in_channels == [1, 2]  # L and ab
-    assert cmc.transform(rgb).shape == (64, 2 * 64 * 16)  # half-width encoders, 4x4 grid
+    # The default layer, "blocks": half-width encoders' blocks (32, 64, 128), 4x4 grid each.
+    assert cmc.transform(rgb).shape == (64, 2 * (32 + 64 + 128) * 16)
     # Floats in [0, 1] are not rescaled, and give the same colour views.
     as_float = CMCTransformer(**FAST).fit(rgb / 255.0)
     assert as_float.net_.module_.views.scale.item() == 1.0
@@ -238,7 +239,7 @@ def test_callable_views(digits):
     cmc = CMCTransformer(views=[top_rows, bottom_rows_flat], **FAST).fit(digits[0])
     encoders = cmc.net_.module_.encoders
     assert [type(e).__name__ for e in encoders] == ["ConvEncoder", "MLPEncoder"]
-    assert cmc.transform(digits[0]).shape == (200, 1024 + 512)
+    assert cmc.set_params(layer="local").transform(digits[0]).shape == (200, 1024 + 512)
     # Each view is standardised with statistics measured at fit.
     views = cmc.net_.module_.views
     z = views(torch.as_tensor(digits[0], dtype=torch.float32).view(-1, 1, 8, 8))

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
+from sklearn.utils._param_validation import InvalidParameterError
 
-from sk_dim import DeepInfoMaxTransformer
+from sk_dim import CMCTransformer, DeepInfoMaxTransformer
 from sk_dim._version import versions
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -60,3 +61,37 @@ def test_a_continued_fit_adds_epochs_and_refuses_accelerate(digits):
     with pytest.raises(ValueError, match="warm_start and partial_fit continue training without"):
         est.fit(digits)
     assert est.n_iter_ == 2
+
+
+def test_auto_epochs_are_a_step_budget_capped_at_150_epochs():
+    cmc = CMCTransformer()
+    steps, most = CMCTransformer._AUTO_EPOCHS
+    # The two measured configurations: 150 epochs of 39 batches, 30 of 195.
+    assert cmc._epochs_for(5000, 128) == 150 == most and cmc._epochs_for(25000, 128) == 30
+    assert 150 * 39 == steps == 30 * 195
+    assert cmc._epochs_for(50000, 128) == 15  # 390 batches: 5,850 steps
+    assert cmc._epochs_for(60000, 256) == 25  # ceil(5850 / 234)
+    assert cmc._epochs_for(1797, 128) == 150  # digits: 14 batches, capped
+    assert cmc._epochs_for(100, 128) == 150  # one (capped) batch an epoch
+    assert cmc.set_params(max_epochs=7)._epochs_for(5000, 128) == 7
+
+
+def test_auto_epochs_follow_the_training_rows_of_each_fit(digits, monkeypatch):
+    # A budget of 6 steps: 3 epochs of 2 batches on 32 rows, 6 of 1 on the 24 left
+    # beside early stopping's held-out quarter, 2 of 3 more for a warm fit on 48.
+    monkeypatch.setattr(CMCTransformer, "_AUTO_EPOCHS", (6, 150))
+    params = dict(FAST, max_epochs="auto", n_negatives=8)
+    cmc = CMCTransformer(**params).fit(digits[:32])
+    assert cmc.n_iter_ == len(cmc.history_) == 3
+    assert cmc.history_["train_batch_count"].tolist() == [2, 2, 2]
+    held_out = CMCTransformer(**params, early_stopping=True, validation_fraction=0.25)
+    assert held_out.fit(digits[:32]).n_iter_ == 6
+    cmc.set_params(warm_start=True).fit(digits)
+    assert cmc.n_iter_ == 3 + 2 and cmc.history_["train_batch_count"].tolist()[3:] == [3, 3]
+
+
+def test_only_cmc_offers_auto_epochs(digits):
+    with pytest.raises(InvalidParameterError, match="max_epochs"):
+        DeepInfoMaxTransformer(**{**FAST, "max_epochs": "auto"}).fit(digits)
+    with pytest.raises(InvalidParameterError, match="max_epochs"):
+        CMCTransformer(**{**FAST, "max_epochs": "long"}).fit(digits)
