@@ -32,10 +32,22 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import StrOptions
+from threadpoolctl import threadpool_limits
 
 from sk_dim.evaluation import probe_features
 
 PROBE_CS = (0.001, 0.01, 0.1, 1.0)
+
+
+def limit_threads(n: int) -> None:
+    """At most ``n`` torch, BLAS and OpenMP threads for the rest of the run.
+
+    BLAS and OpenMP too: oversubscribed threads made the probe 40x slower on a busy CPU.
+    """
+    torch.set_num_threads(n)
+    threadpool_limits(n)
+
+
 # float32 and 100 lbfgs iterations: 3x faster than float64 and 300 iterations, within
 # half a point of their validation accuracy on CIFAR-10 features.
 PROBE_ITERATIONS = 100

@@ -68,7 +68,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _protocol import (  # noqa: E402
@@ -76,6 +75,7 @@ from _protocol import (  # noqa: E402
     build,
     evaluate,
     layers,
+    limit_threads,
     random_weights,
     report,
     seed_spread,
@@ -191,9 +191,7 @@ def main():
         print("skipping: give --data-home DIR (or set SK_DIM_DATA)")
         return
     if args.threads:
-        # BLAS and OpenMP too: oversubscribed threads made the probe 40x slower on a busy CPU.
-        torch.set_num_threads(args.threads)
-        threadpool_limits(args.threads)
+        limit_threads(args.threads)
     X_all, y_all, X_test, y_test = load(args.data_home)
     X_fit = X_all[: args.n_fit]
     data = (

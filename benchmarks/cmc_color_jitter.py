@@ -20,11 +20,9 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import torch
-from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _protocol import cifar10_or_skip, evaluate, report  # noqa: E402
+from _protocol import cifar10_or_skip, evaluate, limit_threads, report  # noqa: E402
 
 from sk_dim import CMCTransformer  # noqa: E402
 
@@ -51,8 +49,7 @@ def main():
     if data is None:
         return
     X, y = data[:2]
-    torch.set_num_threads(args.threads)
-    threadpool_limits(args.threads)
+    limit_threads(args.threads)
     rows = []
     for seed in args.seeds:
         for jitter in args.jitters:

@@ -39,10 +39,17 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.neural_network import BernoulliRBM
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, MinMaxScaler
-from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _protocol import RANDOM_FIT_IMAGES, evaluate, layers, random_weights, report, summary  # noqa: E402
+from _protocol import (  # noqa: E402
+    RANDOM_FIT_IMAGES,
+    evaluate,
+    layers,
+    limit_threads,
+    random_weights,
+    report,
+    summary,
+)
 from coates import KMeansTriangleFeatures  # noqa: E402
 
 from sk_dim import CMCTransformer, DeepInfoMaxTransformer  # noqa: E402
@@ -97,8 +104,7 @@ def main():
     if set(selected) - set(METHODS):
         parser.error(f"unknown methods {sorted(set(selected) - set(METHODS))}; choose from {METHODS}")  # noqa: E501  # fmt: skip
     if args.threads:
-        torch.set_num_threads(args.threads)
-        threadpool_limits(args.threads)
+        limit_threads(args.threads)
     X, y = load_digits(return_X_y=True)
     cv = StratifiedKFold(args.folds, shuffle=True, random_state=0)
     start = time.perf_counter()

@@ -21,12 +21,10 @@ import time
 
 import numpy as np
 import pandas as pd
-import torch
-from _protocol import probe_accuracy, report
+from _protocol import limit_threads, probe_accuracy, report
 from sklearn.datasets import load_digits
 from sklearn.model_selection import StratifiedKFold
 from skorch.callbacks import Callback
-from threadpoolctl import threadpool_limits
 
 from sk_dim import DeepInfoMaxTransformer
 from sk_dim.datasets import load_cifar10, load_mnist
@@ -75,8 +73,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="torch and BLAS threads")
     parser.add_argument("--results", default=None, help="results/NAME.md; 'none': no file")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    threadpool_limits(args.threads)
+    limit_threads(args.threads)
     rows = []
     for estimator in args.estimators.split(","):
         accuracies, epochs, seconds = [], [], []

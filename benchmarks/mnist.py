@@ -42,10 +42,17 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
-from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _protocol import RANDOM_FIT_IMAGES, build, evaluate, random_weights, report, summary  # noqa: E402, E501
+from _protocol import (  # noqa: E402
+    RANDOM_FIT_IMAGES,
+    build,
+    evaluate,
+    limit_threads,
+    random_weights,
+    report,
+    summary,
+)
 from coates import KMeansTriangleFeatures  # noqa: E402
 from simclr import budget, simclr_rows  # noqa: E402
 
@@ -84,8 +91,7 @@ def main():
     if set(SIMCLR) & set(selected) and args.simclr_seconds is None and not timed:
         parser.error("SimCLR is timed on CMC or DIM: add cmc or dim, or give --simclr-seconds")
     if args.threads:
-        torch.set_num_threads(args.threads)
-        threadpool_limits(args.threads)
+        limit_threads(args.threads)
     try:
         X_train, y_train = load_mnist(args.data_home, subset="train", return_X_y=True)
         X_test, y_test = load_mnist(args.data_home, subset="test", return_X_y=True)
