@@ -14,7 +14,6 @@ import zipfile
 
 import pytest
 import torch
-from safetensors.torch import load as load_safetensors
 
 from sk_dim.persistence import load, save
 from sk_dim.persistence.archive import _tmp_prefix
@@ -27,17 +26,17 @@ def test_saved_file_permissions_follow_the_umask(saved, tmp_path):
     assert saved.stat().st_mode == (tmp_path / "plain").stat().st_mode
 
 
-def test_format_1_files_are_refused(saved, tmp_path):
+def test_format_1_files_are_refused(saved, zips):
     # Format 1 (weights pickled in weights.pt) was never released: only format 2 is read,
     # and the pickle is never unpickled.
-    metadata = json.loads(_entries(saved)["metadata.json"])
+    metadata = json.loads(zips.entries(saved)["metadata.json"])
     del metadata["written_by"]
     metadata["format_version"] = 1
     buffer = io.BytesIO()
-    torch.save({**_state(saved), "x": Boom()}, buffer)
+    torch.save({**zips.weights(saved), "x": Boom()}, buffer)
     old = {"metadata.json": json.dumps(metadata), "weights.pt": buffer.getvalue()}
     with pytest.raises(ValueError, match=r"format 'sk_dim' version 1 .*reads 'sk_dim' version 2"):
-        load(_rewrite(tmp_path, old))
+        load(zips.rewrite(old))
     assert EXPLODED == [], "loading must never run code from the file"
 
 
@@ -59,23 +58,6 @@ def test_interrupted_save_leaves_no_file(fitted, saved, tmp_path, monkeypatch):
         save(fitted, tmp_path / "new.skdim")
     assert os.listdir(tmp_path) == ["dim.skdim"]  # no temporary file, no half file
     assert saved.read_bytes() == before
-
-
-def _rewrite(tmp_path, entries, name="tampered.skdim"):
-    out = tmp_path / name
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for entry, data in entries.items():
-            archive.writestr(entry, data)
-    return out
-
-
-def _entries(path):
-    with zipfile.ZipFile(path) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
-
-
-def _state(path):
-    return load_safetensors(_entries(path)["weights.safetensors"])
 
 
 EXPLODED = []
@@ -103,26 +85,26 @@ def test_damaged_zip_files_are_refused(saved, tmp_path):
             load(tmp_path / "flipped")
 
 
-def test_size_caps(saved, tmp_path):
-    entries = _entries(saved)
+def test_size_caps(saved, zips):
+    entries = zips.entries(saved)
     # 20 MB of spaces deflate to ~20 KB: the declared size is refused before reading.
     padded = entries["metadata.json"] + b" " * (20 << 20)
     with pytest.raises(ValueError, match="metadata.json is 2.* bytes, more than"):
-        load(_rewrite(tmp_path, {**entries, "metadata.json": padded}))
+        load(zips.rewrite({**entries, "metadata.json": padded}))
     # Empty JSON objects cost 3 bytes each in the file, ~70 bytes each in memory.
     bomb = json.loads(entries["metadata.json"])
     bomb["history"] = [{}] * (1 << 20)
     with pytest.raises(ValueError, match="more than 1048576 JSON objects"):
-        load(_rewrite(tmp_path, {**entries, "metadata.json": json.dumps(bomb)}))
+        load(zips.rewrite({**entries, "metadata.json": json.dumps(bomb)}))
     deep = json.loads(entries["metadata.json"])
     deep["params"]["lr"] = "DEEP"
     deep = json.dumps(deep).replace('"DEEP"', "[" * 100_000 + "]" * 100_000)
     with pytest.raises(ValueError, match="nested too deeply|not valid JSON"):
-        load(_rewrite(tmp_path, {**entries, "metadata.json": deep}))
+        load(zips.rewrite({**entries, "metadata.json": deep}))
     # Weights that deflate too well (a zip bomb) are refused before reading.
     zeros = bytes(32 << 20)
     with pytest.raises(ValueError, match="weights.safetensors claims 33554432 bytes from"):
-        load(_rewrite(tmp_path, {**entries, "weights.safetensors": zeros}))
+        load(zips.rewrite({**entries, "weights.safetensors": zeros}))
 
 
 def _is_save(path):

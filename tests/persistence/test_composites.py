@@ -25,27 +25,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:n_negatives=:UserWarning")
 FAST = dict(embedding_dim=8, max_epochs=1, batch_size=16, random_state=0)
 
 
-def _rewrite(tmp_path, entries, name="tampered.skdim"):
-    out = tmp_path / name
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for entry, data in entries.items():
-            archive.writestr(entry, data)
-    return out
-
-
-def _entries(path):
-    with zipfile.ZipFile(path) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
-
-
-def _tampered(path, tmp_path, edit, prefix=""):
-    entries = _entries(path)
-    metadata = json.loads(entries[f"{prefix}metadata.json"])
-    edit(metadata)
-    entries[f"{prefix}metadata.json"] = json.dumps(metadata)
-    return _rewrite(tmp_path, entries)
-
-
 TAMPER = {
     "class": (lambda m: m.update({"class": "Pipeline"}), "class 'Pipeline' is not allowed"),
     "key": (lambda m: m.update({"code": "print(1)"}), "must hold the keys"),
@@ -134,13 +113,13 @@ def test_composites_skops_cannot_store_safely_are_refused(pipe, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_tampered_composites_are_refused(saved_pipe, tmp_path):
-    entries = _entries(saved_pipe)
+def test_tampered_composites_are_refused(saved_pipe, zips):
+    entries = zips.entries(saved_pipe)
     evil = skops.io.dumps(Pipeline([("f", FunctionTransformer(func=os.system))]))
     with pytest.raises(ValueError, match=r"names types that are not trusted: \['posix\.system'\]"):
-        load(_rewrite(tmp_path, {**entries, "estimator.skops": evil}))
+        load(zips.rewrite({**entries, "estimator.skops": evil}))
     with pytest.raises(ValueError, match="not a valid skops file"):
-        load(_rewrite(tmp_path, {**entries, "estimator.skops": b"not a zip"}))
+        load(zips.rewrite({**entries, "estimator.skops": b"not a zip"}))
     bomb = io.BytesIO()
     with (
         zipfile.ZipFile(io.BytesIO(entries["estimator.skops"])) as inner,
@@ -150,19 +129,19 @@ def test_tampered_composites_are_refused(saved_pipe, tmp_path):
             out.writestr(info.filename, inner.read(info))
         out.writestr("zeros.npy", bytes(32 << 20))
     with pytest.raises(ValueError, match="zeros.npy claims 33554432 bytes"):
-        load(_rewrite(tmp_path, {**entries, "estimator.skops": bomb.getvalue()}))
+        load(zips.rewrite({**entries, "estimator.skops": bomb.getvalue()}))
     with pytest.raises(ValueError, match="unexpected entries"):
-        load(_rewrite(tmp_path, {**entries, "steps/0/evil.pkl": b"x"}))
+        load(zips.rewrite({**entries, "steps/0/evil.pkl": b"x"}))
     missing = {k: v for k, v in entries.items() if k != "steps/0/weights.safetensors"}
     with pytest.raises(ValueError, match="expected exactly the entries"):
-        load(_rewrite(tmp_path, missing))
+        load(zips.rewrite(missing))
     # A step's metadata is checked as a transformer's is.
     edit = TAMPER["width"][0]
     with pytest.raises(ValueError, match=r"\(steps/0\): the weights do not fit"):
-        load(_tampered(saved_pipe, tmp_path, edit, prefix="steps/0/"))
+        load(zips.tampered(saved_pipe, edit, prefix="steps/0/"))
     header = json.loads(entries["composite.json"])
     header["steps"] = []
     with pytest.raises(ValueError, match="placeholders"):
-        load(_rewrite(tmp_path, {
+        load(zips.rewrite({
             "composite.json": json.dumps(header), "estimator.skops": entries["estimator.skops"]
         }))  # fmt: skip

@@ -56,40 +56,15 @@ def test_attributes_fit_does_not_set_are_left_out(fitted, tmp_path):
     assert loaded.input_shape_ == fitted.input_shape_
 
 
-def test_version_mismatch_warns(saved, tmp_path):
-    path = _tampered(saved, tmp_path, lambda m: m["fitted"]["versions_"]["__dict__"].update(
+def test_version_mismatch_warns(saved, zips):
+    path = zips.tampered(saved, lambda m: m["fitted"]["versions_"]["__dict__"].update(
         torch="1.0.0"))  # fmt: skip
     with pytest.warns(UserWarning, match=r"saved with torch 1\.0\.0 \(now"):
         load(path)
 
 
-def _rewrite(tmp_path, entries, name="tampered.skdim"):
-    out = tmp_path / name
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for entry, data in entries.items():
-            archive.writestr(entry, data)
-    return out
-
-
-def _entries(path):
-    with zipfile.ZipFile(path) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
-
-
-def _tampered(path, tmp_path, edit, prefix=""):
-    entries = _entries(path)
-    metadata = json.loads(entries[f"{prefix}metadata.json"])
-    edit(metadata)
-    entries[f"{prefix}metadata.json"] = json.dumps(metadata)
-    return _rewrite(tmp_path, entries)
-
-
-def _state(path):
-    return load_safetensors(_entries(path)["weights.safetensors"])
-
-
-def _with_weights(path, tmp_path, state):
-    return _rewrite(tmp_path, {**_entries(path), "weights.safetensors": save_safetensors(state)})
+def _with_weights(zips, path, state):
+    return zips.rewrite({**zips.entries(path), "weights.safetensors": save_safetensors(state)})
 
 
 TAMPER = {
@@ -113,60 +88,60 @@ TAMPER = {
 
 
 @pytest.mark.parametrize("case", TAMPER)
-def test_tampered_metadata_is_rejected(saved, tmp_path, case):
+def test_tampered_metadata_is_rejected(saved, zips, case):
     edit, message = TAMPER[case]
     with pytest.raises(ValueError, match=message):
-        load(_tampered(saved, tmp_path, edit))
+        load(zips.tampered(saved, edit))
 
 
-def test_tampered_files_are_rejected(saved, tmp_path):
-    entries = _entries(saved)
+def test_tampered_files_are_rejected(saved, tmp_path, zips):
+    entries = zips.entries(saved)
     with pytest.raises(ValueError, match="not valid JSON"):
-        load(_rewrite(tmp_path, {**entries, "metadata.json": b"{not json"}))
+        load(zips.rewrite({**entries, "metadata.json": b"{not json"}))
     with pytest.raises(ValueError, match="expected exactly the entries"):
-        load(_rewrite(tmp_path, {**entries, "extra.pkl": b"x"}))
+        load(zips.rewrite({**entries, "extra.pkl": b"x"}))
     (tmp_path / "plain").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a file written by sk_dim"):
         load(tmp_path / "plain")
     with pytest.raises(ValueError, match="not a valid safetensors"):
-        load(_rewrite(tmp_path, {**entries, "weights.safetensors": b"\x10" * 64}))
+        load(zips.rewrite({**entries, "weights.safetensors": b"\x10" * 64}))
 
-    state = _state(saved)
+    state = zips.weights(saved)
     key = next(k for k in state if k.endswith("weight"))
     state[key] = torch.zeros(3, 3)
     with pytest.raises(ValueError, match="(?s)weights do not fit.*size mismatch"):
-        load(_with_weights(saved, tmp_path, state))
-    state = _state(saved)
+        load(_with_weights(zips, saved, state))
+    state = zips.weights(saved)
     state.pop(key)
     with pytest.raises(ValueError, match="(?s)weights do not fit.*Missing key"):
-        load(_with_weights(saved, tmp_path, state))
-    state = _state(saved)
+        load(_with_weights(zips, saved, state))
+    state = zips.weights(saved)
     state[key] = state[key].double()
     with pytest.raises(ValueError, match="(?s)weights do not fit.*float64"):
-        load(_with_weights(saved, tmp_path, state))
+        load(_with_weights(zips, saved, state))
 
 
-def test_mismatched_weights_name_the_versions(saved, tmp_path):
+def test_mismatched_weights_name_the_versions(saved, zips):
     # As when two sk_dim releases build different networks under one format version.
-    state = _state(saved)
+    state = zips.weights(saved)
     state.pop(next(iter(state)))
-    path = _tampered(_with_weights(saved, tmp_path, state), tmp_path,
-                     lambda m: m.update({"written_by": "0.0.9"}))  # fmt: skip
+    path = zips.tampered(_with_weights(zips, saved, state),
+                         lambda m: m.update({"written_by": "0.0.9"}))  # fmt: skip
     with pytest.raises(ValueError, match=r"written by sk_dim 0\.0\.9 in format version 2; this "
                        rf"is sk_dim {sk_dim.__version__}"):  # fmt: skip
         load(path)
 
 
-def test_non_finite_weights_are_refused(saved, tmp_path):
+def test_non_finite_weights_are_refused(saved, zips):
     for bad in (float("nan"), float("inf")):
-        state = _state(saved)
+        state = zips.weights(saved)
         key = next(k for k in state if k.endswith("weight"))
         state[key][0] = bad
         with pytest.raises(ValueError, match=f"weight '{key}' holds NaN or infinite"):
-            load(_with_weights(saved, tmp_path, state))
+            load(_with_weights(zips, saved, state))
 
 
-def test_finite_weights_that_give_non_finite_features_are_refused(saved, tmp_path):
+def test_finite_weights_that_give_non_finite_features_are_refused(saved, zips):
     # Moved from tests/integration/test_state_consistency.py with the checks (sk_dim.persistence).
     def zero_std(state):
         state["encoder.0.std"].zero_()
@@ -181,13 +156,13 @@ def test_finite_weights_that_give_non_finite_features_are_refused(saved, tmp_pat
 
     cases = [(zero_std, "non-finite features"), (huge_conv, "larger than")]
     for change, message in [*cases, (negative_variance, "non-finite features")]:
-        state = _state(saved)
+        state = zips.weights(saved)
         change(state)
         with pytest.raises(ValueError, match=message):
-            load(_with_weights(saved, tmp_path, state))
+            load(_with_weights(zips, saved, state))
 
 
-def test_wide_inputs_need_weights(saved, tmp_path):
+def test_wide_inputs_need_weights(saved, zips):
     def edit(m):
         m["params"]["image_shape"] = {"__tuple__": [1, 4096, 4096]}
         wide = {"__tuple__": [1, 4096, 4096]}
@@ -195,12 +170,12 @@ def test_wide_inputs_need_weights(saved, tmp_path):
         del m["fitted"]["feature_names_in_"]
 
     with pytest.raises(ValueError, match="n_features_in_=16777216 is more than the weights"):
-        load(_tampered(saved, tmp_path, edit))
+        load(zips.tampered(saved, edit))
 
 
-def test_cmc_n_negatives_cannot_make_load_allocate(cmc, tmp_path, monkeypatch):
+def test_cmc_n_negatives_cannot_make_load_allocate(cmc, tmp_path, monkeypatch, zips):
     sk_dim.save(cmc, tmp_path / "cmc.skdim")
-    huge = _tampered(tmp_path / "cmc.skdim", tmp_path, lambda m: m["fitted"].update(
+    huge = zips.tampered(tmp_path / "cmc.skdim", lambda m: m["fitted"].update(
         n_negatives_=10**6))  # fmt: skip
     with pytest.raises(ValueError, match=r"invalid n_negatives_=1000000: expected an int in \[1"):
         load(huge)
@@ -214,7 +189,7 @@ def test_cmc_n_negatives_cannot_make_load_allocate(cmc, tmp_path, monkeypatch):
             super().__init__(n_samples, *args, **kwargs)
 
     monkeypatch.setattr(multiview, "MemoryBank", RecordingBank)
-    path = _tampered(tmp_path / "cmc.skdim", tmp_path, lambda m: (
+    path = zips.tampered(tmp_path / "cmc.skdim", lambda m: (
         m["fitted"].update(n_negatives_=10**6), m["params"].update(n_negatives=10**6)))  # fmt: skip
     loaded = load(path)
     assert loaded.n_negatives_ == 10**6
@@ -249,26 +224,18 @@ def test_save_writes_every_fitted_attribute(model, request, tmp_path):
     assert set(fitted) == transformer_files._FITTED_ATTRIBUTES[type(estimator).__name__]
 
 
-def _tampered_fitted(path, tmp_path, edit):
-    with zipfile.ZipFile(path) as archive:
-        entries = {name: archive.read(name) for name in archive.namelist()}
-    metadata = json.loads(entries["metadata.json"])
-    edit(metadata["fitted"])
-    entries["metadata.json"] = json.dumps(metadata)
-    out = tmp_path / "tampered.skdim"
-    with zipfile.ZipFile(out, "w") as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return out
-
-
 def _tuple(*values):
     return {"__tuple__": list(values)}
 
 
+def _in_fitted(edit):
+    """An edit of the fitted attributes' metadata, for ``zips.tampered``."""
+    return lambda metadata: edit(metadata["fitted"])
+
+
 @pytest.mark.parametrize("name", ["totally_unknown_", "classes_", "n_iter_", "loss_curve_"])
-def test_load_refuses_fitted_attributes_fit_does_not_set(saved, tmp_path, name):
-    path = _tampered_fitted(saved, tmp_path, lambda fitted: fitted.update({name: 1}))
+def test_load_refuses_fitted_attributes_fit_does_not_set(saved, zips, name):
+    path = zips.tampered(saved, _in_fitted(lambda fitted: fitted.update({name: 1})))
     message = f"{re.escape(str(path))}: unexpected fitted attribute '{name}'"
     with pytest.raises(ValueError, match=message):
         load(path)
@@ -279,30 +246,29 @@ def test_load_refuses_fitted_attributes_fit_does_not_set(saved, tmp_path, name):
     [_tuple(3, 4, 4), _tuple(1, 64, 1), None, [1, 8, 8], _tuple(1.0, 8.0, 8.0)],
     ids=["other", "same-size", "none", "list", "floats"],
 )
-def test_load_refuses_an_image_shape_other_than_the_input_shape(saved, tmp_path, image_shape):
+def test_load_refuses_an_image_shape_other_than_the_input_shape(saved, zips, image_shape):
     with zipfile.ZipFile(saved) as archive:
         fitted = json.loads(archive.read("metadata.json"))["fitted"]
     assert fitted["input_shape_"] == _tuple(1, 8, 8) == fitted["image_shape_"]
-    path = _tampered_fitted(saved, tmp_path, lambda fitted: fitted.update(image_shape_=image_shape))
+    path = zips.tampered(saved, _in_fitted(lambda fitted: fitted.update(image_shape_=image_shape)))
     with pytest.raises(ValueError, match=f"{re.escape(str(path))}: .*image_shape_=.* does not"):
         load(path)
 
 
-def test_load_refuses_an_image_shape_for_vectors(digits, tmp_path):
+def test_load_refuses_an_image_shape_for_vectors(digits, tmp_path, zips):
     vectors = DeepInfoMaxTransformer(image_shape=None, **TINY).fit(digits)
     assert vectors.input_shape_ == (64,) and vectors.image_shape_ is None
     save(vectors, tmp_path / "vectors.skdim")
     load(tmp_path / "vectors.skdim")
     for image_shape in (_tuple(1, 8, 8), _tuple(64)):
-        path = _tampered_fitted(
+        path = zips.tampered(
             tmp_path / "vectors.skdim",
-            tmp_path,
-            lambda f, shape=image_shape: f.update(image_shape_=shape),
+            _in_fitted(lambda f, shape=image_shape: f.update(image_shape_=shape)),
         )
         with pytest.raises(
             ValueError, match="image_shape_=.* does not match input_shape_=\\(64,\\)"
         ):
             load(path)
-    path = _tampered_fitted(tmp_path / "vectors.skdim", tmp_path, lambda f: f.pop("image_shape_"))
+    path = zips.tampered(tmp_path / "vectors.skdim", _in_fitted(lambda f: f.pop("image_shape_")))
     with pytest.raises(ValueError, match="'image_shape_' is missing"):
         load(path)
