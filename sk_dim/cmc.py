@@ -145,7 +145,8 @@ class CMCTransformer(BaseSelfSupervised):
 
         The paper probes intermediate layers: a linear classifier does
         better there. ``"blocks"``, the default, read best on CIFAR-10 at
-        5,000 and 25,000 images (+2.7 and +2.7 points over ``"local"``) and
+        5,000 and 25,000 images (+2.7 points over ``"local"`` at both; three
+        seeds at 5,000) and
         on MNIST, and ties ``"local"`` on digits (see the Benchmarks page);
         ``"local"`` is the compact choice (2048 features for RGB images
         against 7168).
@@ -182,7 +183,7 @@ class CMCTransformer(BaseSelfSupervised):
         L2 penalty added to Adam's gradients (the instance-discrimination
         papers' value): a regulariser for the long training of
         ``max_epochs="auto"`` on few images (+1.2 points on 5,000 CIFAR-10
-        images, see the Benchmarks page).
+        images, one seed; see the Benchmarks page).
     {shared: device, on_divergence, precision, channels_last, compile, n_threads, accelerate}
     {shared: warm_start, early_stopping, validation_fraction, n_iter_no_change, tol, callbacks}
     random_state : int, RandomState instance or None, default=None
