@@ -3,7 +3,8 @@
     python benchmarks/cifar10.py --data-home DIR [--regime small]
         [--n-fit N --n-train 10000 --n-test 2000 --epochs N --dim-epochs N
          --dim {L,defaults} --k 1600 --methods pixels,kmeans,random,cmc,dim
-         --loss {nce,softmax} --preset NAME --threads T --seed 0
+         --loss {nce,softmax} --preset NAME --cmc-set NAME=VALUE --dim-set NAME=VALUE
+         --threads T --seed 0
          --simclr-seconds S --seeds 1 --simclr-batch 256 --simclr-width 0.5]
 
 Reads the official python batches with ``sk_dim.datasets.load_cifar10`` from
@@ -53,13 +54,16 @@ seed spread is not a win. k-means and the random-weight rows use ``--seed`` alon
 
 ``--preset NAME`` builds CMC and DIM (unless ``--dim L``) with
 ``from_preset(NAME)``, their epochs included unless ``--epochs`` / ``--dim-epochs``
-are given. Any explicit option overrides the regime's value. ``channels_last=True`` is set on
+are given. ``--cmc-set NAME=VALUE`` and ``--dim-set NAME=VALUE`` (repeatable) set one
+constructor parameter over the preset's (``--dim-set weight_decay=5e-4``), named in the row.
+Any explicit option overrides the regime's value. ``channels_last=True`` is set on
 both networks: a speed option only (1.1x faster on CPU too,
 ``benchmarks/throughput.py``). The table is written to
 ``benchmarks/results/cifar10[_small].md`` (``--results NAME`` or ``none``).
 """
 
 import argparse
+import ast
 import os
 import shlex
 import sys
@@ -114,6 +118,18 @@ def lightness(X):
     return L.round().clamp(0, 255).to(torch.uint8).numpy()
 
 
+def assignments(pairs):
+    """``["weight_decay=5e-4", "layer=blocks"]`` -> ``{"weight_decay": 5e-4, "layer": "blocks"}``"""
+    params = {}
+    for pair in pairs:
+        name, _, text = pair.partition("=")
+        try:
+            params[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            params[name] = text  # a bare word: a string option such as "blocks"
+    return params
+
+
 def networks(args):
     """{method: (row label, transformer, image function, extra layers to probe)}."""
     # channels_last: a speed option only, 1.1x faster for both networks on CPU too.
@@ -123,15 +139,17 @@ def networks(args):
         epochs = {} if epochs is None else {"max_epochs": epochs}
         return build(cls, args.preset, **params, **common, **epochs)
 
-    cmc = network(CMCTransformer, args.epochs, **({} if args.loss is None else {"loss": args.loss}))
+    loss = {} if args.loss is None else {"loss": args.loss}
+    cmc = network(CMCTransformer, args.epochs, **loss, **assignments(args.cmc_set))
     if args.dim == "L":
         epochs = args.dim_epochs or max(1, (args.epochs or 30) // 6)
         dim = DeepInfoMaxTransformer(alpha=0, beta=1, gamma=0.1, max_epochs=epochs, **common)
         dim_images, dim_name = lightness, "DIM(L)"
     else:
-        dim = network(DeepInfoMaxTransformer, args.dim_epochs)
-        dim_images, dim_name = None, f"DIM ({args.preset or 'defaults'})"
-    cmc_name = "CMC (L/ab" + (f", {args.preset})" if args.preset else ")")
+        dim = network(DeepInfoMaxTransformer, args.dim_epochs, **assignments(args.dim_set))
+        dim_images = None
+        dim_name = f"DIM ({', '.join([args.preset or 'defaults', *args.dim_set])})"
+    cmc_name = f"CMC ({', '.join(['L/ab', *filter(None, [args.preset]), *args.cmc_set])})"
     return {
         "cmc": (cmc_name, cmc, None, ("local", "blocks", "embedding")),
         "dim": (dim_name, dim, dim_images, ("local", "blocks", "y")),
@@ -150,6 +168,12 @@ def parse(argv=None):
     parser.add_argument("--dim", default=None, choices=("L", "defaults"), help="DIM variant")
     parser.add_argument("--loss", default=None, choices=("nce", "softmax"), help="CMC loss")
     parser.add_argument("--preset", default=None, help="build CMC and DIM with from_preset")
+    parser.add_argument(
+        "--cmc-set", action="append", default=[], metavar="NAME=VALUE", help="a CMC parameter"
+    )
+    parser.add_argument(
+        "--dim-set", action="append", default=[], metavar="NAME=VALUE", help="a DIM parameter"
+    )
     parser.add_argument("--k", type=int, default=1600, help="k-means centroids")
     parser.add_argument("--kmeans-iter", type=int, default=10)
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")

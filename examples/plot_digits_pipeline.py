@@ -5,11 +5,11 @@ Deep InfoMax features in a scikit-learn Pipeline
 Fit :class:`sk_dim.DeepInfoMaxTransformer` followed by a linear SVM on
 scikit-learn's digits and compare its cross-validated accuracy with raw
 pixels, PCA and a Bernoulli RBM under the same 3 folds, each with the same
-linear SVM. Deep InfoMax trains for 4 epochs here (the default is 12) so that
-the example runs in about a minute on one CPU core; the last column is the
-time each pipeline took for the 3 folds.
+linear SVM. Deep InfoMax trains for 4 epochs here (the default, ``"auto"``,
+trains 35 on so few images) so that the example runs in a minute or two on one
+CPU core; the last column is the time each pipeline took for the 3 folds.
 
-The SVM solves the primal problem (``dual=False``): on Deep InfoMax's 2048
+The SVM solves the primal problem (``dual=False``): on Deep InfoMax's 7168
 features the dual solver needs many more than its default 1000 iterations.
 """
 

@@ -99,6 +99,6 @@ plt.show()
 # which a linear model on pixels, weighing each position once, cannot follow.
 #
 # Deep InfoMax is trained, and evaluated in its paper, for that linear
-# read-out. Cosine distance over its 2048 features weighs every feature alike,
+# read-out. Cosine distance over its 7168 features weighs every feature alike,
 # including the many that do not depend on the digit, so a good linear space
 # is not necessarily a good neighbour space.

@@ -5,7 +5,7 @@ t-SNE of Deep InfoMax features of the digits
 Fit :class:`sk_dim.DeepInfoMaxTransformer` without labels on scikit-learn's
 8x8 digits, each placed at a random offset of up to one pixel on a 10x10
 canvas, and draw 2-D t-SNE maps of the raw pixels and of the learned features
-(the default ``layer``, 2048 pooled local features), coloured by digit.
+(the default ``layer``, ``"blocks"``: 7168 pooled features of every block), coloured by digit.
 
 Two numbers stand beside each map, both on 600 images held out from the fit:
 
@@ -53,7 +53,7 @@ train = np.arange(1600) < 1000  # the fit and the classifiers see these; scores 
 # %%
 # Learn features without the labels, then map both spaces to 2-D.
 dim = DeepInfoMaxTransformer(max_epochs=4, device="cpu", random_state=0).fit(X[train])
-spaces = {"raw pixels (100-d)": X, "Deep InfoMax (2048-d)": dim.transform(X)}
+spaces = {"raw pixels (100-d)": X, "Deep InfoMax (7168-d)": dim.transform(X)}
 
 maps, titles = {}, {}
 for name, features in spaces.items():

@@ -142,7 +142,7 @@ def to_onnx(estimator, X, **kwargs):
     >>> session = ort.InferenceSession(onx.SerializeToString())
     >>> (features,) = session.run(None, {"X": X[:5]})
     >>> features.shape, features.dtype
-    ((5, 2048), dtype('float32'))
+    ((5, 7168), dtype('float32'))
     >>> bool(np.allclose(features, dim.transform(X[:5]), atol=1e-4))
     True
     """

@@ -30,8 +30,11 @@ def digits():
 @pytest.fixture(scope="module")
 def fitted(digits):
     # JSD, whose MI estimates have known bounds (0 and 2 log 2) to check.
-    # float32: the layer tests recompute features by hand in float32.
-    return DeepInfoMaxTransformer(mi_estimator="jsd", precision="float32", **FAST).fit(digits[0])
+    # float32: the layer tests recompute features by hand in float32. The paper's DIM
+    # (no augmentation): two epochs of the cross-view objective score near 0.
+    return DeepInfoMaxTransformer(
+        mi_estimator="jsd", augment=False, precision="float32", **FAST
+    ).fit(digits[0])
 
 
 def test_fit_lowers_the_loss(digits):
@@ -411,6 +414,19 @@ def test_augmented_dim_fits_and_transforms_without_augmenting(digits):
     np.testing.assert_array_equal(dim.transform(X), dim.transform(X))
     with pytest.raises(ValueError, match="augment=True needs images"):
         DeepInfoMaxTransformer(augment=True, image_shape=None, **FAST).fit(digits[0])
+
+
+def test_augment_auto_is_on_for_images_and_off_for_feature_vectors(digits):
+    X = digits[0][:64]
+    params = {**FAST, "max_epochs": 1}
+    images = DeepInfoMaxTransformer(**params).fit(X)
+    vectors = DeepInfoMaxTransformer(image_shape=None, **params).fit(X)
+    assert images.augment == vectors.augment == "auto"  # the parameter is left as given
+    assert images.input_shape_ == (1, 8, 8)
+    assert isinstance(images.net_.module_.augment, ImageAugment)
+    assert vectors.input_shape_ == (64,) and vectors.net_.module_.augment is None
+    plain = DeepInfoMaxTransformer(augment=False, **params).fit(X)
+    assert plain.net_.module_.augment is None
 
 
 @pytest.mark.parametrize("estimator", ["jsd", "dv", "infonce"])

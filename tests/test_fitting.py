@@ -76,6 +76,18 @@ def test_auto_epochs_are_a_step_budget_capped_at_150_epochs():
     assert cmc.set_params(max_epochs=7)._epochs_for(5000, 128) == 7
 
 
+def test_dim_auto_epochs_are_the_few_images_preset_then_its_step_budget():
+    dim = DeepInfoMaxTransformer()
+    steps, most = DeepInfoMaxTransformer._AUTO_EPOCHS
+    preset = DeepInfoMaxTransformer.from_preset("few-images")
+    # 5,000 images: the measured preset, 35 epochs of 78 batches of 64.
+    assert dim._epochs_for(5000, 64) == preset.max_epochs == most == 35 and steps == 35 * 78
+    assert dim._epochs_for(25000, 64) == 7  # ceil(2730 / 390)
+    assert dim._epochs_for(1437, 64) == dim._epochs_for(200, 64) == 35  # never more
+    params = {k: v for k, v in preset.get_params().items() if dim.get_params()[k] != v}
+    assert params == {"augment": True, "max_epochs": 35}  # "auto" for both in the defaults
+
+
 def test_auto_epochs_follow_the_training_rows_of_each_fit(digits, monkeypatch):
     # A budget of 6 steps: 3 epochs of 2 batches on 32 rows, 6 of 1 on the 24 left
     # beside early stopping's held-out quarter, 2 of 3 more for a warm fit on 48.
@@ -90,8 +102,7 @@ def test_auto_epochs_follow_the_training_rows_of_each_fit(digits, monkeypatch):
     assert cmc.n_iter_ == 3 + 2 and cmc.history_["train_batch_count"].tolist()[3:] == [3, 3]
 
 
-def test_only_cmc_offers_auto_epochs(digits):
+@pytest.mark.parametrize("cls", [DeepInfoMaxTransformer, CMCTransformer])
+def test_auto_is_the_only_named_number_of_epochs(cls, digits):
     with pytest.raises(InvalidParameterError, match="max_epochs"):
-        DeepInfoMaxTransformer(**{**FAST, "max_epochs": "auto"}).fit(digits)
-    with pytest.raises(InvalidParameterError, match="max_epochs"):
-        CMCTransformer(**{**FAST, "max_epochs": "long"}).fit(digits)
+        cls(**{**FAST, "max_epochs": "long"}).fit(digits)

@@ -57,7 +57,7 @@ def probe_features(transformer, X, *, layer: str | None = None) -> np.ndarray:
     >>> X, _ = load_digits(return_X_y=True)
     >>> dim = DeepInfoMaxTransformer(embedding_dim=8, max_epochs=1, random_state=0).fit(X[:100])
     >>> probe_features(dim, X[:5], layer="y").shape, dim.layer
-    ((5, 8), 'local')
+    ((5, 8), 'blocks')
     """
     if transformer is None:
         if layer is not None:

@@ -5,7 +5,8 @@ from sklearn.datasets import load_digits
 
 from sk_dim import DeepInfoMaxTransformer
 
-FAST = dict(embedding_dim=8, max_epochs=2, batch_size=32, random_state=0)
+# layer="local": 2048 features (the default "blocks" has 7168), as the tests assume.
+FAST = dict(embedding_dim=8, max_epochs=2, batch_size=32, layer="local", random_state=0)
 
 
 @pytest.fixture(scope="module")

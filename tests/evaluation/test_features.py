@@ -32,7 +32,7 @@ def test_probe_features_with_pandas_output(digits):
     dim = DeepInfoMaxTransformer(**FAST).fit(digits[0][:100]).set_output(transform="pandas")
     Z = probe_features(dim, digits[0][:5], layer="y")
     assert isinstance(Z, np.ndarray) and Z.shape == (5, 8)
-    assert dim.transform(digits[0][:5]).shape == (5, 2048)  # its feature names are intact
+    assert dim.transform(digits[0][:5]).shape == (5, 7168)  # "blocks": its names are intact
 
 
 def test_probe_bad_input(digits, fitted):

@@ -18,10 +18,11 @@ def expected_failed_checks(estimator):
 
 @parametrize_with_checks(
     [
-        DeepInfoMaxTransformer(),
-        DeepInfoMaxTransformer(embedding_dim=4, max_epochs=2, batch_size=16, layer="y"),
         # The defaults but the training length, as scikit-learn's own checks shorten
-        # max_iter: they fit ~50 times, and "auto" trains 150 epochs on so few rows.
+        # max_iter: they fit ~50 times, and "auto" trains 35 (DIM) or 150 (CMC)
+        # epochs on so few rows.
+        DeepInfoMaxTransformer(max_epochs=12),
+        DeepInfoMaxTransformer(embedding_dim=4, max_epochs=2, batch_size=16, layer="y"),
         CMCTransformer(max_epochs=30),
         CMCTransformer(
             embedding_dim=4, n_negatives=8, max_epochs=2, batch_size=16, layer="embedding"
