@@ -205,11 +205,11 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
     Notes
     -----
     Preset ``"few-images"`` (:meth:`from_preset`), for a few thousand images:
-    ``augment=True, max_epochs=35, layer="blocks"``: AMDIM's augmented
-    views keep DIM learning where plain DIM stalls after about 20 epochs,
-    and a linear classifier reads every block better than the local map
-    alone. The defaults equal it on 5,000 images; it keeps 35 epochs
-    whatever the data size. :meth:`presets` lists it with its cost; its
+    ``augment=True, max_epochs=35, layer="blocks", weight_decay=5e-4``:
+    AMDIM's augmented views keep DIM learning where plain DIM stalls after
+    about 20 epochs, and a linear classifier reads every block better than
+    the local map alone. The defaults equal it on 5,000 images or fewer; it
+    keeps 35 epochs whatever the data size. :meth:`presets` lists it with its cost; its
     figures against the k-means baseline are on the Benchmarks page
     (``benchmarks/cifar10.py --regime small --preset few-images``).
 
@@ -255,7 +255,7 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
     # max_epochs="auto": the optimizer steps of the measured "few-images"
     # configuration (35 epochs of 78 batches on 5,000 images), at most its 35 epochs:
     # augmented DIM costs twice plain DIM a step, and smaller data sets would
-    # otherwise train for hours (digits: 125 epochs).
+    # otherwise train for many more epochs than measured (digits: 125).
     _AUTO_EPOCHS = (2730, 35)
 
     _MODULE_PARAMS = (
