@@ -28,9 +28,9 @@ from ._warn import warn_user
 class FittingMixin:
     """A new fit and a continued one, for :class:`~sk_dim._base.BaseSelfSupervised`."""
 
-    # What max_epochs="auto" means, for a class that offers it: (optimizer steps,
-    # most epochs). None: max_epochs is an int.
-    _AUTO_EPOCHS: tuple[int, int] | None = None
+    # What max_epochs="auto" means: (optimizer steps, most epochs). Every estimator
+    # sets its own (the shared constraints accept "auto").
+    _AUTO_EPOCHS: tuple[int, int]
 
     def _epochs_for(self, n_samples: int, batch_size: int) -> int:
         """``max_epochs``, or the epochs ``"auto"`` trains on ``n_samples`` rows."""

@@ -28,7 +28,7 @@ class SharedParamsMixin:
     _parameter_constraints: dict = {
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
         "image_shape": [StrOptions({"auto"}), tuple, None],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],

@@ -266,7 +266,6 @@ class CMCTransformer(BaseSelfSupervised):
         "view": [Interval(Integral, 0, None, closed="left"), None],
         "pool_size": [Interval(Integral, 1, None, closed="left")],
         "keep_memory_bank": ["boolean"],
-        "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     }
 
     _OUTPUT_PARAMS = ("layer", "pool_size", "view")

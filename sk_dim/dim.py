@@ -241,7 +241,6 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
         "encoder": [StrOptions(set(ENCODERS)), nn.Module],
         "layer": [StrOptions(set(LAYERS))],
         "pool_size": [Interval(Integral, 1, None, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     }
 
     _PRESETS = {
