@@ -4,7 +4,7 @@
         [--n-fit N --n-train 10000 --n-test 2000 --epochs N --dim-epochs N
          --dim {L,defaults} --k 1600 --methods pixels,kmeans,random,cmc,dim
          --loss {nce,softmax} --preset NAME --cmc-set NAME=VALUE --dim-set NAME=VALUE
-         --threads T --seed 0
+         --threads T --seed 0 --offset 0 --test-offset 0
          --simclr-seconds S --seeds 1 --simclr-batch 256 --simclr-width 0.5]
 
 Reads the official python batches with ``sk_dim.datasets.load_cifar10`` from
@@ -15,7 +15,10 @@ Every method is a feature extractor fitted without labels on the first
 ``--n-fit`` training images, then probed with the protocol of
 ``benchmarks/_protocol.py``: ``StandardScaler`` + ``LogisticRegression`` fitted on
 the first ``--n-train`` training images, its ``C`` chosen on a held-out fifth of
-them, scored on the first ``--n-test`` test images. Rows:
+them, scored on the first ``--n-test`` test images. ``--offset N`` and ``--test-offset M``
+start both slices later (training images from N, test images from M): the same recipe on
+images no other run of this benchmark reads (``--offset 45000 --test-offset 8000`` in the
+small regime), so that a default tuned on the first slice is checked on another. Rows:
 
 - raw pixels;
 - k-means: the single-layer network of Coates, Lee and Ng (AISTATS 2011),
@@ -48,9 +51,10 @@ Regimes:
   training images for feature learning and probe, 2,000 test images; CMC and DIM at
   their default parameters, ``max_epochs`` included, DIM on RGB.
 
-``--seeds N`` fits every trained network (CMC, DIM, SimCLR) N times, with seeds ``--seed``
-to ``--seed + N - 1``, and adds each one's mean and spread per layer: a margin inside the
-seed spread is not a win. k-means and the random-weight rows use ``--seed`` alone.
+``--seeds N`` fits every trained network (CMC, DIM, SimCLR) and k-means N times, with
+seeds ``--seed`` to ``--seed + N - 1``, and adds each one's mean and spread per layer: a
+margin inside the seed spread is not a win (k-means' ten iterations from a random start
+vary with the seed too). The random-weight rows use ``--seed`` alone.
 
 ``--preset NAME`` builds CMC and DIM (unless ``--dim L``) with
 ``from_preset(NAME)``, their epochs included unless ``--epochs`` / ``--dim-epochs``
@@ -179,6 +183,8 @@ def parse(argv=None):
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")
     parser.add_argument("--threads", type=int, default=None, help="torch and BLAS threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--offset", type=int, default=0, help="first training image")
+    parser.add_argument("--test-offset", type=int, default=0, help="first test image")
     parser.add_argument(
         "--simclr-seconds", type=float, default=None, help="SimCLR budget (CMC's fit time)"
     )
@@ -217,6 +223,10 @@ def main():
     if args.threads:
         limit_threads(args.threads)
     X_all, y_all, X_test, y_test = load(args.data_home)
+    train, test = slice(args.offset, None), slice(args.test_offset, None)
+    X_all, y_all, X_test, y_test = X_all[train], y_all[train], X_test[test], y_test[test]
+    if len(X_all) < max(args.n_fit, args.n_train) or len(X_test) < args.n_test:
+        sys.exit(f"--offset {args.offset} / --test-offset {args.test_offset} leave too few images")
     X_fit = X_all[: args.n_fit]
     data = (
         X_all[: args.n_train],
@@ -224,10 +234,13 @@ def main():
         X_test[: args.n_test],
         y_test[: args.n_test],
     )
+    where = ""
+    if args.offset or args.test_offset:
+        where = f" (training images from {args.offset}, test images from {args.test_offset})"
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     title = (
         f"CIFAR-10 ({args.regime} regime): features learned on {len(X_fit)} images; probe on "
-        f"{len(data[0])} train / {len(data[2])} test images; {device}, "
+        f"{len(data[0])} train / {len(data[2])} test images{where}; {device}, "
         f"torch threads={torch.get_num_threads()}"
     )
     print(title, flush=True)
@@ -237,8 +250,13 @@ def main():
     if "pixels" in args.methods:
         rows += evaluate("raw pixels", None, None, data)
     if "kmeans" in args.methods:
-        kmeans = KMeansTriangleFeatures(args.k, max_iter=args.kmeans_iter, random_state=args.seed)
-        rows += evaluate(f"k-means (K={args.k})", kmeans, X_fit, data)
+        label = f"k-means (K={args.k})"
+        for seed in seeds:
+            kmeans = KMeansTriangleFeatures(args.k, max_iter=args.kmeans_iter, random_state=seed)
+            rows += evaluate(
+                label if len(seeds) == 1 else f"{label}, seed {seed}", kmeans, X_fit, data
+            )
+        spread_notes += seed_spread(rows, label, ["-"], seeds)
     for method, (name, transformer, images, extra) in networks(args).items():
         # DIM(L) sees the L channel: converted once, for the trained and the random network.
         fit_images, probe_data = X_fit, data
