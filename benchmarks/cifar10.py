@@ -134,6 +134,11 @@ def assignments(pairs):
     return params
 
 
+def seed_label(label, seed, seeds):
+    """A row's method name: ``label``, with its seed when there are several."""
+    return label if len(seeds) == 1 else f"{label}, seed {seed}"
+
+
 def networks(args):
     """{method: (row label, transformer, image function, extra layers to probe)}."""
     # channels_last: a speed option only, 1.1x faster for both networks on CPU too.
@@ -253,9 +258,7 @@ def main():
         label = f"k-means (K={args.k})"
         for seed in seeds:
             kmeans = KMeansTriangleFeatures(args.k, max_iter=args.kmeans_iter, random_state=seed)
-            rows += evaluate(
-                label if len(seeds) == 1 else f"{label}, seed {seed}", kmeans, X_fit, data
-            )
+            rows += evaluate(seed_label(label, seed, seeds), kmeans, X_fit, data)
         spread_notes += seed_spread(rows, label, ["-"], seeds)
     for method, (name, transformer, images, extra) in networks(args).items():
         # DIM(L) sees the L channel: converted once, for the trained and the random network.
@@ -277,8 +280,9 @@ def main():
             label = f"{name}, {transformer.max_epochs} epochs"
             for seed in seeds:
                 seeded = transformer.set_params(random_state=seed)
-                named = label if len(seeds) == 1 else f"{label}, seed {seed}"
-                rows += evaluate(named, seeded, fit_images, probe_data, probed)
+                rows += evaluate(
+                    seed_label(label, seed, seeds), seeded, fit_images, probe_data, probed
+                )
             spread_notes += seed_spread(rows, label, probed, seeds)
     simclr_notes = []
     for method in (m for m in SIMCLR if m in args.methods):
