@@ -214,6 +214,20 @@ def seed_spread(rows, name, layers, seeds):
     return notes
 
 
+def evaluate_seeds(label, estimator, X_fit, data, probe_layers, seeds):
+    """``evaluate`` for a copy of ``estimator`` per ``random_state`` in ``seeds``.
+
+    Rows are named ``"<label>, seed N"`` when there are several seeds (``label`` alone
+    for one); returns the rows and the notes of their mean and spread per layer.
+    """
+    rows = []
+    for seed in seeds:
+        seeded = clone(estimator).set_params(random_state=seed)
+        method = label if len(seeds) == 1 else f"{label}, seed {seed}"
+        rows += evaluate(method, seeded, X_fit, data, probe_layers)
+    return rows, seed_spread(rows, label, [r["layer"] for r in rows[: len(probe_layers)]], seeds)
+
+
 def without_seed(method):
     """``"k-means (K=1600), seed 2"`` -> ``"k-means (K=1600)"``: the name all its seeds share."""
     return re.sub(r", seed \d+$", "", method)

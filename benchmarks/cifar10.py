@@ -82,11 +82,11 @@ from _protocol import (  # noqa: E402
     RANDOM_FIT_IMAGES,
     build,
     evaluate,
+    evaluate_seeds,
     layers,
     limit_threads,
     random_weights,
     report,
-    seed_spread,
     summary,
 )
 from coates import KMeansTriangleFeatures  # noqa: E402
@@ -132,11 +132,6 @@ def assignments(pairs):
         except (ValueError, SyntaxError):
             params[name] = text  # a bare word: a string option such as "blocks"
     return params
-
-
-def seed_label(label, seed, seeds):
-    """A row's method name: ``label``, with its seed when there are several."""
-    return label if len(seeds) == 1 else f"{label}, seed {seed}"
 
 
 def networks(args):
@@ -255,11 +250,9 @@ def main():
     if "pixels" in args.methods:
         rows += evaluate("raw pixels", None, None, data)
     if "kmeans" in args.methods:
-        label = f"k-means (K={args.k})"
-        for seed in seeds:
-            kmeans = KMeansTriangleFeatures(args.k, max_iter=args.kmeans_iter, random_state=seed)
-            rows += evaluate(seed_label(label, seed, seeds), kmeans, X_fit, data)
-        spread_notes += seed_spread(rows, label, ["-"], seeds)
+        kmeans = KMeansTriangleFeatures(args.k, max_iter=args.kmeans_iter)
+        new, spread = evaluate_seeds(f"k-means (K={args.k})", kmeans, X_fit, data, (None,), seeds)
+        rows, spread_notes = rows + new, spread_notes + spread
     for method, (name, transformer, images, extra) in networks(args).items():
         # DIM(L) sees the L channel: converted once, for the trained and the random network.
         fit_images, probe_data = X_fit, data
@@ -278,12 +271,8 @@ def main():
             )
         if method in args.methods:
             label = f"{name}, {transformer.max_epochs} epochs"
-            for seed in seeds:
-                seeded = transformer.set_params(random_state=seed)
-                rows += evaluate(
-                    seed_label(label, seed, seeds), seeded, fit_images, probe_data, probed
-                )
-            spread_notes += seed_spread(rows, label, probed, seeds)
+            new, spread = evaluate_seeds(label, transformer, fit_images, probe_data, probed, seeds)
+            rows, spread_notes = rows + new, spread_notes + spread
     simclr_notes = []
     for method in (m for m in SIMCLR if m in args.methods):
         seconds, source = budget(rows, args.simclr_seconds)

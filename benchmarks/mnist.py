@@ -3,7 +3,7 @@
     python benchmarks/mnist.py --data-home DIR [--n-train 60000 --n-test 10000 --epochs 3
         --cmc-epochs N --layer LAYER --preset NAME --k 1600
         --methods pixels,pca,kmeans,random,cmc,dim --threads T
-        --simclr-seconds S --seeds 1 --simclr-batch 256 --simclr-width 0.5]
+        --seed 0 --seeds 1 --simclr-seconds S --simclr-batch 256 --simclr-width 0.5]
 
 Reads the four standard MNIST idx files from DIR (or DIR/mnist) with
 :func:`sk_dim.datasets.load_mnist`; prints "skipping" and exits when they are
@@ -27,9 +27,13 @@ both with ``from_preset(NAME)``, their epochs included unless ``--epochs`` /
 SimCLR rows (Chen et al., ICML 2020, ``benchmarks/simclr.py``) are added when
 ``--methods`` names ``simclr-conv`` (CMC's view encoder, ``--simclr-width`` 0.5) or
 ``simclr-resnet18`` (a CIFAR ResNet-18): grayscale views (crop, flip, brightness and
-contrast), trained for the wall-clock time of this run's CMC fit (its DIM fit without
-CMC; ``--simclr-seconds S`` gives it), ``--seeds N`` times (seeds 0 to N - 1, with mean
-and spread), probed at ``"blocks"``, ``"conv"`` and ``"fc"``.
+contrast), trained for the wall-clock time of this run's CMC fit (the first seed's;
+its DIM fit without CMC; ``--simclr-seconds S`` gives it), probed at ``"blocks"``,
+``"conv"`` and ``"fc"``.
+
+``--seeds N`` fits every trained network (CMC, DIM, SimCLR) and k-means N times, with
+seeds ``--seed`` to ``--seed + N - 1``, and adds each one's mean and spread per layer.
+The random-weight rows use ``--seed`` alone.
 """
 
 import argparse
@@ -49,6 +53,8 @@ from _protocol import (  # noqa: E402
     RANDOM_FIT_IMAGES,
     build,
     evaluate,
+    evaluate_seeds,
+    layers,
     limit_threads,
     random_weights,
     report,
@@ -85,7 +91,10 @@ def main():
     parser.add_argument(
         "--simclr-seconds", type=float, default=None, help="SimCLR budget (CMC's fit time)"
     )
-    parser.add_argument("--seeds", type=int, default=1, help="SimCLR seeds, from 0")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="fits of each trained method, seeds from --seed"
+    )
     parser.add_argument("--simclr-batch", type=int, default=256, help="SimCLR batch size")
     parser.add_argument("--simclr-width", type=float, default=0.5, help="simclr-conv width")
     args = parser.parse_args()
@@ -108,36 +117,44 @@ def main():
     if args.preset is None:
         args.epochs = args.epochs or 3
     cmc_epochs = args.cmc_epochs or args.epochs
-    dim_layers = (None,) if args.layer is None else tuple(args.layer.split(","))
+    seeds = list(range(args.seed, args.seed + args.seeds))
 
     def network(cls, epochs):
         epochs = {} if epochs is None else {"max_epochs": epochs}
-        return build(cls, args.preset, random_state=0, **epochs)
+        return build(cls, args.preset, random_state=args.seed, **epochs)
 
     suffix = f" ({args.preset})" if args.preset else ""
 
+    cmc = network(CMCTransformer, cmc_epochs)
+    dim = network(DeepInfoMaxTransformer, args.epochs)
+    dim_layers = layers(dim, ()) if args.layer is None else tuple(args.layer.split(","))
     methods = {
         "pixels": ("raw pixels", None, (None,)),
         "pca": ("PCA(50)", make_pipeline(MinMaxScaler(), PCA(50, random_state=0)), (None,)),
         "kmeans": (
             f"k-means (K={args.k})",
-            KMeansTriangleFeatures(args.k, image_shape=(1, 28, 28), random_state=0),
+            KMeansTriangleFeatures(args.k, image_shape=(1, 28, 28), random_state=args.seed),
             (None,),
         ),
-        "cmc": (f"CMC{suffix}", network(CMCTransformer, cmc_epochs), (None,)),
-        "dim": (f"DIM{suffix}", network(DeepInfoMaxTransformer, args.epochs), dim_layers),
+        "cmc": (f"CMC{suffix}", cmc, layers(cmc, ())),
+        "dim": (f"DIM{suffix}", dim, dim_layers),
     }
     start = time.perf_counter()
-    rows = []
+    rows, spread_notes = [], []
     for key, (name, transformer, probed) in methods.items():
         if key in ("cmc", "dim") and "random" in selected:
             random = random_weights(transformer)
             fit_images = X_train[:RANDOM_FIT_IMAGES]
             rows += evaluate(f"{name}, random weights", random, fit_images, data, probed)
-        if key in selected:
-            if key in ("cmc", "dim"):
-                name = f"{name}, {transformer.max_epochs} epochs"
+        if key not in selected:
+            continue
+        if key in ("pixels", "pca"):  # deterministic: one fit whatever the seeds
             rows += evaluate(name, transformer, X_train, data, probed)
+            continue
+        if key in ("cmc", "dim"):
+            name = f"{name}, {transformer.max_epochs} epochs"
+        new, spread = evaluate_seeds(name, transformer, X_train, data, probed, seeds)
+        rows, spread_notes = rows + new, spread_notes + spread
     simclr_notes = []
     for method in (m for m in SIMCLR if m in selected):
         seconds, source = budget(rows, args.simclr_seconds)
@@ -147,7 +164,7 @@ def main():
             X_train,
             data,
             seconds,
-            range(args.seeds),
+            seeds,
             image_shape=(1, 28, 28),
             batch_size=args.simclr_batch,
             width=args.simclr_width,
@@ -156,7 +173,7 @@ def main():
         simclr_notes += [f"- {method}: a {seconds:.0f} s budget, {source}", *spread]
     table = pd.DataFrame(rows)
     references = [m for m in table["method"].unique() if m == "raw pixels" or "k-means" in m]
-    notes = summary(table, references) + simclr_notes
+    notes = summary(table, references) + spread_notes + simclr_notes
     notes.append(f"\nwhole benchmark: {time.perf_counter() - start:.0f} s")
     title = (
         f"MNIST, features learned on {len(X_train)} training images, probe on the same "

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.datasets import load_digits
 
 PATH = Path(__file__).parents[2] / "benchmarks" / "_protocol.py"
 spec = importlib.util.spec_from_file_location("benchmark_protocol", PATH)
@@ -55,3 +57,33 @@ def test_seeded_network_is_compared_with_its_random_weights():
     first, second = (margins(n) for n in notes)
     assert first == pytest.approx({"CMC (L/ab), random weights": 16.0, "k-means (K=1600)": 5.0})
     assert second == pytest.approx({"CMC (L/ab), random weights": 13.0, "k-means (K=1600)": 2.0})
+
+
+class FirstColumns(TransformerMixin, BaseEstimator):
+    """Keeps ``random_state + 1`` columns: the features tell which seed a copy was fitted with."""
+
+    def __init__(self, random_state=None):
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        self.n_kept_ = self.random_state + 1
+        return self
+
+    def transform(self, X):
+        return X[:, : self.n_kept_]
+
+
+def test_evaluate_seeds_fits_one_copy_per_seed():
+    X, y = load_digits(return_X_y=True)
+    data = (X[:300], y[:300], X[300:400], y[300:400])
+    estimator = FirstColumns(random_state=99)
+    rows, notes = protocol.evaluate_seeds("first", estimator, X[:300], data, (None,), [3, 9])
+    assert [r["method"] for r in rows] == ["first, seed 3", "first, seed 9"]
+    assert [r["features"] for r in rows] == [4, 10]
+    assert estimator.random_state == 99 and not hasattr(estimator, "n_kept_")
+    (note,) = notes
+    mean = (rows[0]["accuracy"] + rows[1]["accuracy"]) / 2
+    assert note.startswith(f"- first, layer -: {mean:.4f} +- ")
+
+    rows, notes = protocol.evaluate_seeds("first", estimator, X[:300], data, (None,), [3])
+    assert [r["method"] for r in rows] == ["first"] and notes == []
