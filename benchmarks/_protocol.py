@@ -259,5 +259,5 @@ def summary(table, references):
             f"{100 * (accuracy - ref_accuracy):+.1f} points over {ref}"
             for ref, ref_accuracy in compared.items()
         )
-        notes.append(f"- {method}: best layer {accuracy:.4f}; {margins}")
+        notes.append(f"- {method}: best layer {accuracy:.4f}" + (f"; {margins}" if margins else ""))
     return notes

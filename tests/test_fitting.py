@@ -76,13 +76,16 @@ def test_auto_epochs_are_a_step_budget_capped_at_150_epochs():
     assert cmc.set_params(max_epochs=7)._epochs_for(5000, 128) == 7
 
 
-def test_dim_auto_epochs_are_the_few_images_preset_then_its_step_budget():
+def test_dim_auto_epochs_are_the_few_images_preset_then_a_step_budget():
     dim = DeepInfoMaxTransformer()
     steps, most = DeepInfoMaxTransformer._AUTO_EPOCHS
     preset = DeepInfoMaxTransformer.from_preset("few-images")
     # 5,000 images: the measured preset, 35 epochs of 78 batches of 64.
-    assert dim._epochs_for(5000, 64) == preset.max_epochs == most == 35 and steps == 35 * 78
-    assert dim._epochs_for(25000, 64) == 7  # ceil(2730 / 390)
+    assert dim._epochs_for(5000, 64) == preset.max_epochs == most == 35
+    # More images never train fewer steps than the preset on 5,000.
+    assert steps >= 35 * 78 and dim._epochs_for(6500, 64) == 35
+    assert dim._epochs_for(25000, 64) == 9  # ceil(3500 / 390): the measured 9 epochs
+    assert dim._epochs_for(50000, 64) == 5  # ceil(3500 / 781)
     assert dim._epochs_for(1437, 64) == dim._epochs_for(200, 64) == 35  # never more
     params = {k: v for k, v in preset.get_params().items() if dim.get_params()[k] != v}
     assert params == {"augment": True, "max_epochs": 35}  # "auto" for both in the defaults
