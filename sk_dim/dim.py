@@ -255,8 +255,8 @@ class DeepInfoMaxTransformer(BaseSelfSupervised):
     # max_epochs="auto": at most the 35 epochs of the measured "few-images"
     # configuration (2,730 steps on 5,000 images; smaller data sets would otherwise
     # train for many more epochs than measured, digits 125), and 3,500 steps on more
-    # images: on 25,000 CIFAR-10 images 9 epochs beat 7 by 1.0 point at every one of
-    # three seeds and still fit 15 minutes on 2 CPU cores (docs/benchmarks.rst).
+    # images: on 25,000 CIFAR-10 images 9 epochs beat 7 by 0.8 to 1.1 points at each
+    # of three seeds and still fit 15 minutes on 2 CPU cores (docs/benchmarks.rst).
     _AUTO_EPOCHS = (3500, 35)
 
     _MODULE_PARAMS = (
