@@ -133,7 +133,7 @@ def main():
         "pca": ("PCA(50)", make_pipeline(MinMaxScaler(), PCA(50, random_state=0)), (None,)),
         "kmeans": (
             f"k-means (K={args.k})",
-            KMeansTriangleFeatures(args.k, image_shape=(1, 28, 28), random_state=args.seed),
+            KMeansTriangleFeatures(args.k, image_shape=(1, 28, 28)),
             (None,),
         ),
         "cmc": (f"CMC{suffix}", cmc, layers(cmc, ())),

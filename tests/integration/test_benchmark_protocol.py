@@ -1,4 +1,4 @@
-"""The margins the image benchmarks print (benchmarks/_protocol.py: summary)."""
+"""The image benchmarks' seeded rows and margins (benchmarks/_protocol.py)."""
 
 import importlib.util
 import re
