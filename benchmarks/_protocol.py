@@ -214,17 +214,22 @@ def seed_spread(rows, name, layers, seeds):
     return notes
 
 
-def evaluate_seeds(label, estimator, X_fit, data, probe_layers, seeds):
+def evaluate_seeds(label, estimator, X_fit, data, probe_layers, seeds, describe=None):
     """``evaluate`` for a copy of ``estimator`` per ``random_state`` in ``seeds``.
 
     Rows are named ``"<label>, seed N"`` when there are several seeds (``label`` alone
-    for one); returns the rows and the notes of their mean and spread per layer.
+    for one), followed by ``", <describe(fitted copy)>"`` when ``describe`` is given
+    (what only the fit knows, such as the steps a time budget allowed); returns the
+    rows and the notes of their mean and spread per layer.
     """
     rows = []
     for seed in seeds:
         seeded = clone(estimator).set_params(random_state=seed)
         method = label if len(seeds) == 1 else f"{label}, seed {seed}"
-        rows += evaluate(method, seeded, X_fit, data, probe_layers)
+        new = evaluate(method, seeded, X_fit, data, probe_layers)
+        for row in new if describe is not None else ():
+            row["method"] = f"{method}, {describe(seeded)}"
+        rows += new
     return rows, seed_spread(rows, label, [r["layer"] for r in rows[: len(probe_layers)]], seeds)
 
 

@@ -159,7 +159,6 @@ def main():
     for method in (m for m in SIMCLR if m in selected):
         seconds, source = budget(rows, args.simclr_seconds)
         new, spread = simclr_rows(
-            evaluate,
             method.split("-", 1)[1],
             X_train,
             data,

@@ -55,7 +55,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _protocol import seed_spread  # noqa: E402
+from _protocol import evaluate_seeds  # noqa: E402
 
 from sk_dim._runtime import autocast, resolve_precision
 from sk_dim._torch import resolve_device, seeded
@@ -417,15 +417,11 @@ def budget(rows, seconds=None, sources=("CMC", "DIM")):
     raise ValueError("SimCLR needs a time budget: run CMC or DIM first, or give --simclr-seconds")
 
 
-def simclr_rows(evaluate, backbone, X_fit, data, seconds, seeds, probe=LAYERS[:3], **params):
-    """SimCLR rows for each seed (the protocol's ``evaluate``), and notes on their spread."""
-    rows = []
-    for seed in seeds:
-        model = SimCLR(backbone, seconds=seconds, random_state=seed, **params)
-        new = evaluate(f"SimCLR-{backbone}", model, X_fit, data, probe)
-        label = f"SimCLR-{backbone}, seed {seed}, {model.n_steps_} steps ({model.n_epochs_:.1f} epochs)"  # noqa: E501  # fmt: skip
-        for row in new:
-            row["method"] = label
-        rows += new
-    notes = seed_spread(rows, f"SimCLR-{backbone}", probe, list(seeds))
-    return rows, notes
+def simclr_rows(backbone, X_fit, data, seconds, seeds, probe=LAYERS[:3], **params):
+    """SimCLR rows for each seed, named with the steps their budget allowed, and their spread."""
+    model = SimCLR(backbone, seconds=seconds, **params)
+
+    def steps(fitted):
+        return f"{fitted.n_steps_} steps ({fitted.n_epochs_:.1f} epochs)"
+
+    return evaluate_seeds(f"SimCLR-{backbone}", model, X_fit, data, probe, seeds, describe=steps)

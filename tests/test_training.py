@@ -3,16 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_digits
 
-from sk_dim import DeepInfoMaxTransformer, evaluation, mi_estimation
 from sk_dim._training import batches, column_scale, standardize, train_minibatches
-from sk_dim.evaluation import (
-    FineTunedClassifier,
-    MLPProbe,
-    mine,
-    neural_dependency_measure,
-)
 from sk_dim.views.makers import nonzero_std
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -85,38 +77,3 @@ def test_column_scale_is_the_networks_constant_column_rule():
     np.testing.assert_array_equal(column_scale(std, mean), torch_side)
     # Data near 0 keeps a floor of 1e-8: a std of 5e-9 is constant, 2e-8 is not.
     np.testing.assert_array_equal(column_scale(np.array([5e-9, 2e-8]), np.zeros(2)), [1, 2e-8])
-
-
-FAST = dict(embedding_dim=8, max_epochs=2, batch_size=32, random_state=0)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return X[:400], y[:400]
-
-
-@pytest.fixture(scope="module")
-def fitted(digits):
-    return DeepInfoMaxTransformer(**FAST).fit(digits[0])
-
-
-def test_every_trained_measure_uses_the_shared_loop(monkeypatch, digits, fitted):
-    """Probes, fine-tuning, NDM and MINE all train through ``train_minibatches``."""
-    calls = []
-    shared = mi_estimation.train_minibatches
-
-    def spy(module, batch_loss, n_samples, **kwargs):
-        calls.append(type(module).__name__)
-        return shared(module, batch_loss, n_samples, **kwargs)
-
-    for module in (evaluation.torch_classifier, evaluation.dependency, mi_estimation):
-        assert module.train_minibatches is shared
-        monkeypatch.setattr(module, "train_minibatches", spy)
-    X, y = digits
-    Z = fitted.transform(X[:60])
-    MLPProbe(max_epochs=1, random_state=0).fit(Z, y[:60])
-    FineTunedClassifier(fitted, max_epochs=1, random_state=0).fit(X[:60], y[:60])
-    neural_dependency_measure(Z, max_epochs=1, random_state=0)
-    mine(X[:60], Z[:, :4], max_epochs=1, random_state=0)
-    assert calls == ["Sequential", "Sequential", "Sequential", "ConcatCritic"]

@@ -179,3 +179,21 @@ def test_resnet18_trains_one_step_and_reads_every_layer():
         "fc": 512,
         "local": 1024,
     }
+
+
+def test_simclr_rows_name_each_seed_with_the_steps_it_trained():
+    rng = np.random.default_rng(3)
+    X = rng.integers(0, 256, (48, 3 * 8 * 8), dtype=np.uint8)
+    y = np.arange(48) % 2
+    data = (X[:32], y[:32], X[32:], y[32:])
+    rows, notes = simclr.simclr_rows(
+        "conv", X, data, None, [4, 5], probe=("fc",), image_shape=(3, 8, 8), max_steps=2,
+        batch_size=16,
+    )  # fmt: skip
+    assert [r["method"] for r in rows] == [
+        "SimCLR-conv, seed 4, 2 steps (0.7 epochs)",
+        "SimCLR-conv, seed 5, 2 steps (0.7 epochs)",
+    ]
+    assert [r["layer"] for r in rows] == ["fc", "fc"]
+    (note,) = notes
+    assert note.startswith("- SimCLR-conv, layer fc: ")
