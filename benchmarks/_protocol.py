@@ -227,8 +227,9 @@ def evaluate_seeds(label, estimator, X_fit, data, probe_layers, seeds, describe=
         seeded = clone(estimator).set_params(random_state=seed)
         method = label if len(seeds) == 1 else f"{label}, seed {seed}"
         new = evaluate(method, seeded, X_fit, data, probe_layers)
-        for row in new if describe is not None else ():
-            row["method"] = f"{method}, {describe(seeded)}"
+        if describe is not None:
+            for row in new:
+                row["method"] = f"{method}, {describe(seeded)}"
         rows += new
     return rows, seed_spread(rows, label, [r["layer"] for r in rows[: len(probe_layers)]], seeds)
 
