@@ -228,8 +228,9 @@ def evaluate_seeds(label, estimator, X_fit, data, probe_layers, seeds, describe=
         method = label if len(seeds) == 1 else f"{label}, seed {seed}"
         new = evaluate(method, seeded, X_fit, data, probe_layers)
         if describe is not None:
+            method = f"{method}, {describe(seeded)}"
             for row in new:
-                row["method"] = f"{method}, {describe(seeded)}"
+                row["method"] = method
         rows += new
     return rows, seed_spread(rows, label, [r["layer"] for r in rows[: len(probe_layers)]], seeds)
 
